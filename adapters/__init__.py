@@ -1,0 +1,1 @@
+"""adapters layer of the Lablet Resource Manager (see docs/architecture.md)."""

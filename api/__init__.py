@@ -1,0 +1,1 @@
+"""api layer of the Lablet Resource Manager (see docs/architecture.md)."""

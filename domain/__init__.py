@@ -1,0 +1,1 @@
+"""domain layer of the Lablet Resource Manager (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""processors layer of the Lablet Resource Manager (see docs/architecture.md)."""

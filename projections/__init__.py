@@ -1,0 +1,1 @@
+"""projections layer of the Lablet Resource Manager (see docs/architecture.md)."""
