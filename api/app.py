@@ -1,0 +1,35 @@
+"""The FastAPI application: thin endpoints over the container's services."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from fastapi import FastAPI
+
+from api.health import router as health_router
+from api.middleware import RequestContextMiddleware
+from api.problems import install_problem_handlers
+
+
+def create_app(container: "Container") -> FastAPI:  # noqa: F821 - forward ref to avoid cycle
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        container.start()
+        try:
+            yield
+        finally:
+            container.stop()
+
+    app = FastAPI(
+        title="Lablet Resource Manager",
+        version="0.1.0",
+        description="Books, places, starts, grades and tears down CML lablets. "
+        "Errors are application/problem+json (RFC 9457).",
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    app.add_middleware(RequestContextMiddleware)
+    install_problem_handlers(app)
+    app.include_router(health_router)
+    return app

@@ -1,0 +1,44 @@
+"""Settings from environment variables with the prefix ``LRM_`` (documented in README)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LRM_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    data_dir: Path = Path("var")
+    store: Literal["sqlite", "postgres", "memory"] = "sqlite"
+    store_url: str = Field(
+        "",
+        description="SQLite file path (default $LRM_DATA_DIR/events.sqlite3) or a PostgreSQL URL",
+    )
+    tokens: str = Field("", description="comma-separated role:token[:subject]; generated when empty")
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    read_wait_seconds: float = Field(2.0, ge=0, le=30, description="max wait for min_position")
+    instantiation_lead_minutes: int = Field(15, ge=0)
+    teardown_margin_minutes: int = Field(30, ge=0)
+    cloudevents_source: str = "urn:lrm:local"
+    demo: bool = False
+    time_scale: float = Field(
+        1.0, gt=0, description="simulated cloud/CML speed-up: 60 = a 20 min boot takes 20 s"
+    )
+
+    @field_validator("store_url")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+    def sqlite_path(self) -> Path:
+        return Path(self.store_url) if self.store_url else self.data_dir / "events.sqlite3"
+
+    def readmodel_sqlite_path(self) -> Path:
+        return self.data_dir / "readmodels.sqlite3"
