@@ -8,6 +8,7 @@ from typing import AsyncIterator
 from fastapi import FastAPI
 
 from api.health import router as health_router
+from api.metrics import MetricsMiddleware, metrics_endpoint
 from api.middleware import RequestContextMiddleware
 from api.problems import install_problem_handlers
 
@@ -29,7 +30,9 @@ def create_app(container: "Container") -> FastAPI:  # noqa: F821 - forward ref t
         lifespan=lifespan,
     )
     app.state.container = container
+    app.add_middleware(MetricsMiddleware, metrics=container.metrics)
     app.add_middleware(RequestContextMiddleware)
     install_problem_handlers(app)
     app.include_router(health_router)
+    app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     return app
