@@ -1,0 +1,211 @@
+"""Placement as filter -> score -> select over named plugins (SPEC §4).
+
+``PlacementPipeline.decide`` is a pure function of its inputs: the same request and
+candidates (with ledgers in the same state) always give an equal decision, so a
+recorded decision can be replayed and audited, and a policy can be re-run in what-if.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from domain.placement.candidate import WorkerCandidate
+from domain.placement.decision import PLACED, UNPLACEABLE, PlacementDecision, Rejection, rejection_counts
+from domain.placement.index import CandidateIndex
+from domain.placement.plugins import FilterPlugin, ScorePlugin
+from domain.placement.plugins.filters import (
+    LicenseAffinity,
+    NestedVirtAndAmi,
+    NodeLimit,
+    PortsOverWindow,
+    ResourcesOverWindow,
+    WorkerState,
+)
+from domain.placement.plugins.scores import BinPacking
+from domain.placement.request import PlacementRequest
+
+DEFAULT_POLICY = "bin-packing"
+DEFAULT_POLICY_VERSION = "1"
+
+
+class PlacementPipeline:
+    """Runs ``filters`` in order on each candidate, scores the survivors with ``scores``
+    and picks the best: highest total score, then earliest expected ready, then the
+    smallest worker id.
+
+    Filters short-circuit per candidate: the first failing filter's reason is recorded
+    (all failing filters with ``record_all_rejections=True``), so order them cheap to
+    expensive. ``policy_name``/``policy_version`` are recorded in every decision.
+    """
+
+    def __init__(
+        self,
+        filters: Sequence[FilterPlugin],
+        scores: Sequence[ScorePlugin],
+        policy_name: str = DEFAULT_POLICY,
+        policy_version: str = DEFAULT_POLICY_VERSION,
+        *,
+        record_all_rejections: bool = False,
+    ) -> None:
+        names = [plugin.name for plugin in (*filters, *scores)]
+        if len(set(names)) != len(names):
+            raise ValueError(f"plugin names must be unique, got {names}")
+        if scores and sum(score.weight for score in scores) <= 0:
+            raise ValueError("score weights must add up to more than zero")
+        self.filters = tuple(filters)
+        self.scores = tuple(scores)
+        self.policy_name = policy_name
+        self.policy_version = policy_version
+        self.record_all_rejections = record_all_rejections
+        # An index lets a license mismatch reject a whole group at once; that is only
+        # equivalent to running the filters one by one when the license filter runs first.
+        self._license_first = bool(self.filters) and isinstance(self.filters[0], LicenseAffinity)
+
+    def decide(
+        self,
+        request: PlacementRequest,
+        candidates: Iterable[WorkerCandidate] | CandidateIndex,
+    ) -> PlacementDecision:
+        rejections: dict[str, list[Rejection]] = {}
+        if isinstance(candidates, CandidateIndex) and self._license_first and not self.record_all_rejections:
+            worker_ids = list(candidates.worker_ids)
+            to_filter = self._reject_other_licenses(request, candidates, rejections)
+        else:
+            pool = candidates.candidates if isinstance(candidates, CandidateIndex) else candidates
+            to_filter = pool if isinstance(pool, (list, tuple)) else list(pool)
+            worker_ids = [candidate.worker_id for candidate in to_filter]
+        if len(set(worker_ids)) != len(worker_ids):
+            raise ValueError("candidates must have distinct worker ids")
+
+        feasible = self._filter(request, to_filter, rejections)
+        scores, total_scores = self._score(request, feasible)
+        ranking = [candidate.worker_id for candidate in sorted(feasible, key=lambda c: _rank_key(c, total_scores))]
+        chosen = ranking[0] if ranking else None
+        return PlacementDecision(
+            instance_id=request.instance_id,
+            chosen_worker_id=chosen,
+            candidates=worker_ids,
+            rejections=rejections,
+            scores=scores,
+            total_scores=total_scores,
+            policy=self.policy_name,
+            policy_version=self.policy_version,
+            outcome=PLACED if chosen is not None else UNPLACEABLE,
+            ranking=ranking,
+            needed=None if chosen is not None else needed_for(request, rejections),
+        )
+
+    def _reject_other_licenses(
+        self,
+        request: PlacementRequest,
+        index: CandidateIndex,
+        rejections: dict[str, list[Rejection]],
+    ) -> list[WorkerCandidate]:
+        if not request.license_affinity:
+            return list(index.candidates)
+        license_filter = self.filters[0]
+        for license_type, group in index.by_license.items():
+            if license_type in request.license_affinity:
+                continue
+            # One shared record per group: equal to what the filter would say for each.
+            reason = license_filter.filter(request, group[0])
+            assert reason is not None
+            shared = [{"plugin": license_filter.name, "reason": reason}]
+            rejections.update(dict.fromkeys(index.ids_by_license[license_type], shared))
+        return index.with_licenses(request.license_affinity)
+
+    def _filter(
+        self,
+        request: PlacementRequest,
+        candidates: Iterable[WorkerCandidate],
+        rejections: dict[str, list[Rejection]],
+    ) -> list[WorkerCandidate]:
+        filters = self.filters
+        feasible: list[WorkerCandidate] = []
+        if self.record_all_rejections:
+            for candidate in candidates:
+                failed = [
+                    {"plugin": plugin.name, "reason": reason}
+                    for plugin in filters
+                    if (reason := plugin.filter(request, candidate)) is not None
+                ]
+                if failed:
+                    rejections[candidate.worker_id] = failed
+                else:
+                    feasible.append(candidate)
+            return feasible
+        for candidate in candidates:
+            for plugin in filters:
+                reason = plugin.filter(request, candidate)
+                if reason is not None:
+                    rejections[candidate.worker_id] = [{"plugin": plugin.name, "reason": reason}]
+                    break
+            else:
+                feasible.append(candidate)
+        return feasible
+
+    def _score(
+        self, request: PlacementRequest, feasible: list[WorkerCandidate]
+    ) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+        scores: dict[str, dict[str, float]] = {}
+        total_scores: dict[str, float] = {}
+        total_weight = sum(plugin.weight for plugin in self.scores)
+        for candidate in feasible:
+            by_plugin = {plugin.name: float(plugin.score(request, candidate)) for plugin in self.scores}
+            scores[candidate.worker_id] = by_plugin
+            total_scores[candidate.worker_id] = (
+                round(sum(plugin.weight * by_plugin[plugin.name] for plugin in self.scores) / total_weight, 4)
+                if total_weight
+                else 0.0
+            )
+        return scores, total_scores
+
+
+def _rank_key(candidate: WorkerCandidate, total_scores: dict[str, float]) -> tuple[float, float, str]:
+    ready_at = candidate.expected_ready_at
+    # No expected ready time on a feasible worker means it is RUNNING: ready now.
+    ready = ready_at.timestamp() if ready_at is not None else float("-inf")
+    return (-total_scores[candidate.worker_id], ready, candidate.worker_id)
+
+
+def needed_for(request: PlacementRequest, rejections: dict[str, list[Rejection]]) -> dict[str, Any]:
+    """What an unplaceable request would need: the autoscaler's demand signal and the
+    "why is it still pending" summary."""
+    return {
+        "resources": request.requirements.to_dict(),
+        "node_count": request.node_count,
+        "port_count": len(request.port_names),
+        "license_affinity": sorted(request.license_affinity),
+        "nested_virt": request.nested_virt,
+        "ami_name_pattern": request.ami_name_pattern,
+        "ami_min_version": request.ami_min_version,
+        "hold_start": request.hold_start.isoformat(),
+        "hold_end": request.hold_end.isoformat(),
+        "ready_by": request.ready_by.isoformat(),
+        "workers_considered": len(rejections),
+        "rejections_by_plugin": rejection_counts(rejections),
+    }
+
+
+def default_filters() -> list[FilterPlugin]:
+    """SPEC §4's filters, cheap to expensive: candidate facts first, ledger reads last."""
+    return [
+        LicenseAffinity(),
+        WorkerState(),
+        NestedVirtAndAmi(),
+        NodeLimit(),
+        ResourcesOverWindow(),
+        PortsOverWindow(),
+    ]
+
+
+def default_pipeline(*, record_all_rejections: bool = False) -> PlacementPipeline:
+    """The policy the scheduler runs: SPEC §4's filters and bin-packing."""
+    return PlacementPipeline(
+        default_filters(),
+        [BinPacking()],
+        DEFAULT_POLICY,
+        DEFAULT_POLICY_VERSION,
+        record_all_rejections=record_all_rejections,
+    )

@@ -1,0 +1,5 @@
+"""Score plugins: rank the workers that passed every filter (0-100, higher is better)."""
+
+from domain.placement.plugins.scores.bin_packing import BinPacking
+
+__all__ = ["BinPacking"]
