@@ -11,6 +11,7 @@ from api.health import router as health_router
 from api.metrics import MetricsMiddleware, metrics_endpoint
 from api.middleware import RequestContextMiddleware
 from api.problems import install_problem_handlers
+from api.routes import include_all
 
 
 def create_app(container: "Container") -> FastAPI:  # noqa: F821 - forward ref to avoid cycle
@@ -34,5 +35,6 @@ def create_app(container: "Container") -> FastAPI:  # noqa: F821 - forward ref t
     app.add_middleware(RequestContextMiddleware)
     install_problem_handlers(app)
     app.include_router(health_router)
+    include_all(app)
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     return app
