@@ -1,0 +1,173 @@
+"""Reading a CML lab topology (the YAML given to ``POST import``) the way CML validates it.
+
+Only what the simulated CML and the fake server need: node labels, definitions,
+interfaces, links and any stored configuration. Violations raise ``TopologyInvalid`` with
+a message in CML's style; the callers turn it into a 400.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+TOP_LEVEL_KEYS = frozenset({"lab", "nodes", "links", "annotations", "smart_annotations"})
+INTERFACE_TYPES = frozenset({"physical", "loopback"})
+# Node definitions that have no console to extract a configuration from.
+WITHOUT_CONFIG_EXTRACTION = frozenset({"unmanaged_switch", "external_connector"})
+
+
+class TopologyInvalid(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class InterfaceSpec:
+    local_id: str
+    label: str
+    type: str
+    slot: int | None
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    local_id: str
+    label: str
+    node_definition: str
+    interfaces: tuple[InterfaceSpec, ...]
+    configuration: str  # "" when the topology stores none
+
+    @property
+    def has_config_extraction(self) -> bool:
+        return self.node_definition not in WITHOUT_CONFIG_EXTRACTION
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    local_id: str
+    n1: str
+    i1: str
+    n2: str
+    i2: str
+
+
+@dataclass(frozen=True)
+class Topology:
+    title: str
+    nodes: tuple[NodeSpec, ...]
+    links: tuple[LinkSpec, ...]
+
+
+def parse_topology(text: str, title: str | None = None) -> Topology:
+    """Parse and validate import text; ``title`` overrides ``lab.title`` like ``?title=``."""
+    try:
+        document = YAML(typ="safe").load(text)
+    except YAMLError as error:
+        raise TopologyInvalid(f"Invalid YAML: {error}") from error
+    if not isinstance(document, dict):
+        raise TopologyInvalid("Topology must be a mapping")
+    extra = set(document) - TOP_LEVEL_KEYS
+    if extra:
+        raise TopologyInvalid(f"Extra inputs are not permitted: {sorted(extra)}")
+    for key in ("lab", "nodes", "links"):
+        if key not in document:
+            raise TopologyInvalid(f"Field required: {key}")
+    lab = _mapping(document["lab"], "lab")
+    if not lab.get("version"):
+        raise TopologyInvalid("Field required: lab.version")
+    nodes = tuple(_node(raw, index) for index, raw in enumerate(_list(document["nodes"], "nodes")))
+    _unique([node.local_id for node in nodes], "node id")
+    _unique([node.label for node in nodes], "node label")
+    links = tuple(_link(raw, index) for index, raw in enumerate(_list(document["links"], "links")))
+    _check_link_ends(nodes, links)
+    chosen_title = title if title else str(lab.get("title") or "")
+    if len(chosen_title) > 64 or "\n" in chosen_title:
+        raise TopologyInvalid("lab.title must be one line of at most 64 characters")
+    return Topology(title=chosen_title, nodes=nodes, links=links)
+
+
+def _node(raw: Any, index: int) -> NodeSpec:
+    node = _mapping(raw, f"nodes[{index}]")
+    for key in ("id", "node_definition"):
+        if not node.get(key):
+            raise TopologyInvalid(f"Field required: nodes[{index}].{key}")
+    interfaces = tuple(
+        _interface(item, f"nodes[{index}].interfaces[{position}]")
+        for position, item in enumerate(_list(node.get("interfaces") or [], f"nodes[{index}].interfaces"))
+    )
+    _unique([interface.local_id for interface in interfaces], f"interface id of nodes[{index}]")
+    return NodeSpec(
+        local_id=str(node["id"]),
+        label=str(node.get("label") or node["id"]),
+        node_definition=str(node["node_definition"]),
+        interfaces=interfaces,
+        configuration=_configuration_text(node.get("configuration")),
+    )
+
+
+def _interface(raw: Any, where: str) -> InterfaceSpec:
+    interface = _mapping(raw, where)
+    if not interface.get("id"):
+        raise TopologyInvalid(f"Field required: {where}.id")
+    if interface.get("type") not in INTERFACE_TYPES:
+        raise TopologyInvalid(f"{where}.type must be one of {sorted(INTERFACE_TYPES)}")
+    slot = interface.get("slot")
+    return InterfaceSpec(
+        local_id=str(interface["id"]),
+        label=str(interface.get("label") or interface["id"]),
+        type=str(interface["type"]),
+        slot=int(slot) if slot is not None else None,
+    )
+
+
+def _link(raw: Any, index: int) -> LinkSpec:
+    link = _mapping(raw, f"links[{index}]")
+    for key in ("id", "n1", "n2", "i1", "i2"):
+        if not link.get(key):
+            raise TopologyInvalid(f"Field required: links[{index}].{key}")
+    return LinkSpec(*(str(link[key]) for key in ("id", "n1", "i1", "n2", "i2")))
+
+
+def _check_link_ends(nodes: tuple[NodeSpec, ...], links: tuple[LinkSpec, ...]) -> None:
+    interfaces_of = {node.local_id: {i.local_id for i in node.interfaces} for node in nodes}
+    for link in links:
+        for node_id, interface_id in ((link.n1, link.i1), (link.n2, link.i2)):
+            if node_id not in interfaces_of:
+                raise TopologyInvalid(f"Link {link.local_id}: node {node_id} does not exist")
+            if interface_id not in interfaces_of[node_id]:
+                raise TopologyInvalid(f"Link {link.local_id}: interface {interface_id} is not on node {node_id}")
+
+
+def _configuration_text(configuration: Any) -> str:
+    """A node's configuration is a string, or a list of ``{name, content}`` files (CML ≥ 2.7)."""
+    if configuration is None:
+        return ""
+    if isinstance(configuration, str):
+        return configuration
+    if isinstance(configuration, list):
+        files = [item for item in configuration if isinstance(item, dict)]
+        main = [item for item in files if item.get("name") == "Main"] or files[:1]
+        return str(main[0].get("content") or "") if main else ""
+    raise TopologyInvalid("configuration must be a string or a list of {name, content}")
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TopologyInvalid(f"{where} must be a mapping")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise TopologyInvalid(f"{where} must be a list")
+    return value
+
+
+def _unique(values: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise TopologyInvalid(f"Duplicate {what}: {value}")
+        seen.add(value)
