@@ -1,0 +1,21 @@
+"""The one eventsourcing Application that holds every LRM aggregate.
+
+One application means one notification log: a single global order over all aggregates,
+which projections and processors follow with a single checkpoint each.
+"""
+
+from __future__ import annotations
+
+from eventsourcing.application import Application
+from eventsourcing.utils import Environment, EnvType
+
+
+class LrmApplication(Application[str]):
+    # The name prefixes the PostgreSQL table ("lrm_events") and settings keys.
+    name = "Lrm"
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        # The library merges os.environ into the settings; we don't, so that the
+        # configuration passed by the composition root is the whole truth (a stray
+        # PERSISTENCE_MODULE or POSTGRES_ENABLE_DB_FUNCTIONS in the shell can't leak in).
+        return Environment(name, dict(env or {}))

@@ -1,0 +1,296 @@
+"""SQL implementation of the read-model port, shared by SQLite and PostgreSQL.
+
+Each logical table ``t`` is a physical table ``rm_t(key PRIMARY KEY, doc, ix_<field>...)``:
+the document as JSON plus one typed, indexed column per declared field, so filters and
+keyset pagination run on real indexes. Checkpoints live in ``rm__checkpoints``.
+The two dialects differ only in placeholders, column types and how JSON is read back.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from projections.readmodel import (
+    Checkpoint,
+    Document,
+    Page,
+    ReadModelTx,
+    Table,
+    Where,
+    check_fields,
+    decode_cursor,
+    dumps,
+    encode_cursor,
+    index_value,
+    iter_where,
+)
+
+Execute = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
+
+
+@dataclass(frozen=True)
+class Dialect:
+    placeholder: str
+    doc_type: str
+    doc_param: str  # how a JSON text parameter is written into the doc column
+    types: dict[type, str]
+    prefix: str  # "" or '"schema".'
+    load: Callable[[Any], Document]
+    lock_row: str = ""  # " FOR UPDATE" on PostgreSQL; SQLite's BEGIN IMMEDIATE locks all
+
+    def table(self, name: str) -> str:
+        return f"{self.prefix}rm_{name}"
+
+    @property
+    def checkpoints(self) -> str:
+        return f"{self.prefix}rm__checkpoints"
+
+
+class SqlTx:
+    """``ReadModelTx`` over one open database transaction."""
+
+    def __init__(self, store: SqlReadModelStore, execute: Execute) -> None:
+        self._store = store
+        self._execute = execute
+
+    def get(self, table: str, key: str) -> Document | None:
+        return self._store._get(self._execute, table, key)  # noqa: SLF001
+
+    def put(self, table: str, key: str, doc: Document) -> None:
+        spec = self._store.table(table)
+        d = self._store.dialect
+        cols = ["key", "doc", *(f"ix_{n}" for n in spec.indexes)]
+        marks = [d.placeholder, d.doc_param, *(d.placeholder for _ in spec.indexes)]
+        updates = ", ".join(f"{c} = excluded.{c}" for c in cols[1:])
+        self._execute(
+            f"INSERT INTO {d.table(table)} ({', '.join(cols)}) VALUES ({', '.join(marks)}) "
+            f"ON CONFLICT (key) DO UPDATE SET {updates}",
+            [key, dumps(doc), *(index_value(spec, n, doc) for n in spec.indexes)],
+        )
+
+    def delete(self, table: str, key: str) -> None:
+        d = self._store.dialect
+        self._store.table(table)
+        self._execute(f"DELETE FROM {d.table(table)} WHERE key = {d.placeholder}", [key])
+
+    def query(
+        self,
+        table: str,
+        where: Where | None = None,
+        order_by: str | None = None,
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> list[Document]:
+        rows = self._store._select(  # noqa: SLF001
+            self._execute, table, where, order_by, descending, limit, None
+        )
+        return [doc for doc, _sort, _key in rows]
+
+    def checkpoint(self, name: str) -> Checkpoint | None:
+        d = self._store.dialect
+        rows = self._execute(
+            f"SELECT position, version FROM {d.checkpoints} WHERE name = {d.placeholder}"
+            f"{d.lock_row}",
+            [name],
+        )
+        return Checkpoint(name, int(rows[0][0]), int(rows[0][1])) if rows else None
+
+    def save_checkpoint(self, name: str, position: int, version: int = 0) -> None:
+        d = self._store.dialect
+        p = d.placeholder
+        self._execute(
+            f"INSERT INTO {d.checkpoints} (name, position, version) VALUES ({p}, {p}, {p}) "
+            "ON CONFLICT (name) DO UPDATE SET position = excluded.position, "
+            "version = excluded.version",
+            [name, position, version],
+        )
+
+    def delete_checkpoint(self, name: str) -> None:
+        d = self._store.dialect
+        self._execute(f"DELETE FROM {d.checkpoints} WHERE name = {d.placeholder}", [name])
+
+
+class SqlReadModelStore(ABC):
+    dialect: Dialect
+
+    def __init__(self) -> None:
+        self._tables: dict[str, Table] = {}
+
+    # -- connections (per backend) ----------------------------------------------------
+    @abstractmethod
+    def _write(self) -> AbstractContextManager[Execute]:
+        """A write transaction: commit on clean exit, roll back on error."""
+
+    @abstractmethod
+    def _read(self) -> AbstractContextManager[Execute]:
+        """A read-only connection (sees committed data)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    # -- schema ------------------------------------------------------------------------
+    def _create_checkpoints_table(self) -> None:
+        d = self.dialect
+        with self._write() as execute:
+            execute(
+                f"CREATE TABLE IF NOT EXISTS {d.checkpoints} ("
+                f"name {d.types[str]} PRIMARY KEY, position {d.types[int]} NOT NULL, "
+                f"version {d.types[int]} NOT NULL)",
+                [],
+            )
+
+    def ensure_tables(self, tables: Sequence[Table]) -> None:
+        d = self.dialect
+        with self._write() as execute:
+            for spec in tables:
+                cols = "".join(f", ix_{n} {d.types[t]}" for n, t in spec.indexes.items())
+                execute(
+                    f"CREATE TABLE IF NOT EXISTS {d.table(spec.name)} "
+                    f"(key {d.types[str]} PRIMARY KEY, doc {d.doc_type} NOT NULL{cols})",
+                    [],
+                )
+                for n in spec.indexes:
+                    execute(
+                        f"CREATE INDEX IF NOT EXISTS rm_{spec.name}_ix_{n} "
+                        f"ON {d.table(spec.name)} (ix_{n}, key)",
+                        [],
+                    )
+                self._tables[spec.name] = spec
+
+    def drop_tables(self, tables: Sequence[Table]) -> None:
+        with self._write() as execute:
+            for spec in tables:
+                execute(f"DROP TABLE IF EXISTS {self.dialect.table(spec.name)}", [])
+
+    def table(self, name: str) -> Table:
+        try:
+            return self._tables[name]
+        except KeyError:
+            raise KeyError(f"read-model table {name!r} is not declared (ensure_tables)") from None
+
+    def transaction(self) -> AbstractContextManager[ReadModelTx]:
+        return self._transaction()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[ReadModelTx]:
+        with self._write() as execute:
+            yield SqlTx(self, execute)
+
+    # -- queries -----------------------------------------------------------------------
+    def get(self, table: str, key: str) -> Document | None:
+        with self._read() as execute:
+            return self._get(execute, table, key)
+
+    def query(
+        self,
+        table: str,
+        where: Where | None = None,
+        order_by: str | None = None,
+        descending: bool = False,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> Page:
+        with self._read() as execute:
+            rows = self._select(execute, table, where, order_by, descending, limit + 1, after)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        cursor = encode_cursor(rows[-1][1], rows[-1][2]) if more and rows else None
+        return Page([doc for doc, _s, _k in rows], cursor)
+
+    def count(self, table: str, where: Where | None = None) -> int:
+        spec = self.table(table)
+        check_fields(spec, where, None)
+        clauses, params = self._where(where)
+        sql = f"SELECT COUNT(*) FROM {self.dialect.table(table)}{_joined(clauses)}"
+        with self._read() as execute:
+            return int(execute(sql, params)[0][0])
+
+    def checkpoint(self, name: str) -> Checkpoint | None:
+        d = self.dialect
+        with self._read() as execute:
+            rows = execute(
+                f"SELECT position, version FROM {d.checkpoints} WHERE name = {d.placeholder}",
+                [name],
+            )
+        return Checkpoint(name, int(rows[0][0]), int(rows[0][1])) if rows else None
+
+    def checkpoints(self) -> dict[str, Checkpoint]:
+        with self._read() as execute:
+            rows = execute(f"SELECT name, position, version FROM {self.dialect.checkpoints}", [])
+        return {r[0]: Checkpoint(r[0], int(r[1]), int(r[2])) for r in rows}
+
+    def load_checkpoint(self, name: str) -> int:
+        found = self.checkpoint(name)
+        return found.position if found else 0
+
+    def save_checkpoint(self, name: str, position: int) -> None:
+        with self.transaction() as tx:
+            tx.save_checkpoint(name, position)
+
+    # -- SQL building --------------------------------------------------------------------
+    def _get(self, execute: Execute, table: str, key: str) -> Document | None:
+        d = self.dialect
+        self.table(table)
+        rows = execute(f"SELECT doc FROM {d.table(table)} WHERE key = {d.placeholder}", [key])
+        return d.load(rows[0][0]) if rows else None
+
+    def _where(self, where: Where | None) -> tuple[list[str], list[Any]]:
+        p = self.dialect.placeholder
+        clauses: list[str] = []
+        params: list[Any] = []
+        for name, value in iter_where(where):
+            column = "key" if name == "key" else f"ix_{name}"
+            if value is None:
+                clauses.append(f"{column} IS NULL")
+            elif isinstance(value, list):
+                if not value:
+                    clauses.append("1 = 0")
+                else:
+                    clauses.append(f"{column} IN ({', '.join(p for _ in value)})")
+                    params.extend(value)
+            else:
+                clauses.append(f"{column} = {p}")
+                params.append(value)
+        return clauses, params
+
+    def _select(
+        self,
+        execute: Execute,
+        table: str,
+        where: Where | None,
+        order_by: str | None,
+        descending: bool,
+        limit: int | None,
+        after: str | None,
+    ) -> list[tuple[Document, Any, str]]:
+        spec = self.table(table)
+        check_fields(spec, where, order_by)
+        p = self.dialect.placeholder
+        clauses, params = self._where(where)
+        sort = "key" if order_by in (None, "key") else f"ix_{order_by}"
+        op = "<" if descending else ">"
+        if after is not None:
+            value, key = decode_cursor(after)
+            if sort == "key":
+                clauses.append(f"key {op} {p}")
+                params.append(key)
+            else:
+                clauses.append(f"({sort} {op} {p} OR ({sort} = {p} AND key {op} {p}))")
+                params.extend([value, value, key])
+        direction = " DESC" if descending else ""
+        sql = (
+            f"SELECT doc, {sort}, key FROM {self.dialect.table(table)}{_joined(clauses)} "
+            f"ORDER BY {sort}{direction}, key{direction}"
+        )
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        load = self.dialect.load
+        return [(load(doc), s, k) for doc, s, k in execute(sql, params)]
+
+
+def _joined(clauses: list[str]) -> str:
+    return f" WHERE {' AND '.join(clauses)}" if clauses else ""

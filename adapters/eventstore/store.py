@@ -1,0 +1,129 @@
+"""``EventStore``: the small interface the rest of LRM uses to reach the event log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError, ListenNotifySubscription, Notification
+from eventsourcing.persistence import StoredEvent as LibraryStoredEvent
+
+from adapters.eventstore.application import LrmApplication
+from adapters.eventstore.subscription import (
+    DEFAULT_POLL_INTERVAL,
+    EventSubscription,
+    PollingSubscription,
+)
+from domain.errors import ConcurrencyConflict, NotFound
+from projections.events import StoredEvent
+
+BackendKind = Literal["memory", "sqlite", "postgres"]
+
+
+class EventStore:
+    """Saves aggregates, loads them, and reads/follows the global event log.
+
+    Positions are the library's notification ids: ordered by commit, gaps possible.
+    """
+
+    def __init__(
+        self,
+        app: LrmApplication,
+        kind: BackendKind,
+        *,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self.app = app
+        self.kind = kind
+        self.poll_interval = poll_interval
+        self._on_close = on_close
+
+    # -- write side ---------------------------------------------------------------
+    def save(self, *aggregates: Any) -> int:
+        """Append the aggregates' pending events atomically; return the last position.
+
+        Raises ``ConcurrencyConflict`` when another writer appended to one of the streams
+        since the aggregate was loaded (the aggregate object is then stale: reload it).
+        With nothing pending, returns the current ``max_position()``.
+        """
+        try:
+            recordings = self.app.save(*aggregates)
+        except IntegrityError as error:
+            streams = ", ".join(sorted({str(getattr(a, "id", a)) for a in aggregates}))
+            raise ConcurrencyConflict(f"stale version of {streams}: reload and retry") from error
+        if not recordings:
+            return self.max_position()
+        return recordings[-1].notification.id
+
+    # -- aggregates -----------------------------------------------------------------
+    def get(self, aggregate_id: str, version: int | None = None) -> Any:
+        """The aggregate as of ``version`` (default: latest); ``NotFound`` if absent."""
+        try:
+            return self.app.repository.get(aggregate_id, version=version)
+        except AggregateNotFoundError as error:
+            raise NotFound(f"{aggregate_id} not found") from error
+
+    def exists(self, aggregate_id: str) -> bool:
+        return aggregate_id in self.app.repository
+
+    # -- the log --------------------------------------------------------------------
+    def read_all(
+        self, after: int = 0, limit: int = 1000, topics: Sequence[str] = ()
+    ) -> list[StoredEvent]:
+        """Up to ``limit`` events with position > ``after``, in global order."""
+        notifications = self.app.recorder.select_notifications(
+            start=after, limit=limit, topics=topics, inclusive_of_start=False
+        )
+        return [self._decode(n) for n in notifications]
+
+    def read_stream(self, stream_id: str, after_version: int | None = None) -> list[StoredEvent]:
+        """One stream's events in version order.
+
+        ``position`` is ``None`` here: the library's per-stream query does not return the
+        notification id on SQLite or PostgreSQL, and a second query per event is not worth
+        it (timelines order by version; use ``read_all`` when positions matter).
+        """
+        records = self.app.recorder.select_events(stream_id, gt=after_version)
+        return [self._decode(r) for r in records]
+
+    def max_position(self) -> int:
+        return self.app.recorder.max_notification_id() or 0
+
+    def subscribe(self, after: int = 0, topics: Sequence[str] = ()) -> EventSubscription:
+        """Follow the log from ``after`` (exclusive); use as a context manager."""
+        inner: ListenNotifySubscription[Any]
+        if self.kind == "sqlite":
+            inner = PollingSubscription(
+                self.app.recorder, gt=after, topics=topics, poll_interval=self.poll_interval
+            )
+        else:  # PostgreSQL LISTEN/NOTIFY, in-memory listeners: the library's own
+            inner = self.app.recorder.subscribe(gt=after, topics=topics)  # type: ignore[assignment]
+        return EventSubscription(inner, self._decode)
+
+    # -- lifecycle ------------------------------------------------------------------
+    def ping(self) -> None:
+        """Raise if the store cannot be reached."""
+        self.app.recorder.max_notification_id()
+
+    def close(self) -> None:
+        self.app.close()
+        if self._on_close is not None:
+            self._on_close()
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _decode(self, record: LibraryStoredEvent) -> StoredEvent:
+        position = record.id if isinstance(record, Notification) else None
+        return StoredEvent(
+            position=position,
+            stream_id=str(record.originator_id),
+            version=record.originator_version,
+            topic=record.topic,
+            event=self.app.mapper.to_domain_event(record),
+        )
