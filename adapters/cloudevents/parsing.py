@@ -1,0 +1,171 @@
+"""Incoming CloudEvents over HTTP: binary, structured and batched mode.
+
+The mode is chosen from ``Content-Type`` only, as the HTTP binding says (the SDK's own
+detection treats any ``ce-`` header as binary, which breaks structured requests that
+also carry ``ce-id``, and has no batch support):
+
+- ``application/cloudevents-batch...`` -> batch (JSON array of JSON-format events);
+- ``application/cloudevents...`` -> structured;
+- anything else -> binary (attributes in ``ce-*`` headers, body = data).
+
+Every problem raises ``CloudEventParseError(field, reason)`` for a 400 problem body.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from cloudevents.core.base import BaseCloudEvent
+from cloudevents.core.bindings.http import HTTPMessage, from_binary_event
+from cloudevents.core.exceptions import CloudEventValidationError
+from cloudevents.core.formats.json import JSONFormat
+
+from adapters.cloudevents.mapping import CORE_ATTRIBUTES, check_extension_name
+
+ParseMode = Literal["binary", "structured", "batch"]
+
+MAX_BODY_BYTES = 1024 * 1024
+MAX_EVENT_BYTES = 64 * 1024  # what every intermediary must forward (CloudEvents spec)
+MAX_BATCH_EVENTS = 100
+
+
+class CloudEventParseError(ValueError):
+    """A malformed incoming event: maps to HTTP 400 (or 413 for sizes) with a problem body."""
+
+    status = 400
+    title = "Malformed CloudEvent"
+
+    def __init__(self, field: str, reason: str, *, index: int | None = None, status: int = 400) -> None:
+        where = f"[{index}]." if index is not None else ""
+        super().__init__(f"{where}{field}: {reason}")
+        self.field = field
+        self.reason = reason
+        self.index = index
+        self.status = status
+
+    def problem(self) -> dict[str, Any]:
+        """RFC 9457 body."""
+        body: dict[str, Any] = {
+            "type": "about:blank",
+            "title": self.title,
+            "status": self.status,
+            "detail": str(self),
+            "field": self.field,
+            "reason": self.reason,
+        }
+        if self.index is not None:
+            body["index"] = self.index
+        return body
+
+
+@dataclass(frozen=True)
+class ParsedRequest:
+    mode: ParseMode
+    events: list[BaseCloudEvent]
+
+
+def mode_of(content_type: str | None) -> ParseMode:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media.startswith("application/cloudevents-batch"):
+        return "batch"
+    if media.startswith("application/cloudevents"):
+        return "structured"
+    return "binary"
+
+
+def parse_http(
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    max_event_bytes: int = MAX_EVENT_BYTES,
+    max_batch_events: int = MAX_BATCH_EVENTS,
+) -> ParsedRequest:
+    """Parse one HTTP request into its events (one, or 0..n in batch mode)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    if len(body) > max_body_bytes:
+        raise CloudEventParseError("body", f"larger than {max_body_bytes} bytes", status=413)
+    mode = mode_of(lowered.get("content-type"))
+    if mode == "binary":
+        if len(body) > max_event_bytes:
+            raise CloudEventParseError("body", f"event larger than {max_event_bytes} bytes", status=413)
+        return ParsedRequest(mode, [_binary(lowered, body)])
+    text = _utf8(body)
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CloudEventParseError("body", f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if mode == "structured":
+        if len(body) > max_event_bytes:
+            raise CloudEventParseError("body", f"event larger than {max_event_bytes} bytes", status=413)
+        return ParsedRequest(mode, [_structured(document)])
+    if not isinstance(document, list):
+        raise CloudEventParseError("body", "a batch must be a JSON array of events")
+    if len(document) > max_batch_events:
+        raise CloudEventParseError("body", f"more than {max_batch_events} events in a batch", status=413)
+    events = []
+    for index, item in enumerate(document):
+        if len(json.dumps(item)) > max_event_bytes:
+            raise CloudEventParseError("body", f"event larger than {max_event_bytes} bytes", index=index, status=413)
+        events.append(_structured(item, index=index))
+    return ParsedRequest(mode, events)
+
+
+def _utf8(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CloudEventParseError("body", "not valid UTF-8") from None
+
+
+def _binary(headers: dict[str, str], body: bytes) -> BaseCloudEvent:
+    if "ce-specversion" not in headers:
+        raise CloudEventParseError(
+            "specversion",
+            "missing: send a ce-specversion header (binary mode) or "
+            "Content-Type application/cloudevents+json (structured mode)",
+        )
+    for name in headers:
+        if name.startswith("ce-"):
+            _check_attribute_name(name[3:], None)
+    if "ce-datacontenttype" in headers:
+        raise CloudEventParseError("datacontenttype", "use Content-Type, not ce-datacontenttype, in binary mode")
+    if headers.get("content-type", "").split(";")[0].strip().lower().endswith("json") and body:
+        _utf8(body)
+        try:
+            json.loads(body)
+        except json.JSONDecodeError as exc:
+            raise CloudEventParseError("data", f"invalid JSON: {exc.msg}") from None
+    return _validated(lambda: from_binary_event(HTTPMessage(headers, body)), None)
+
+
+def _structured(document: Any, *, index: int | None = None) -> BaseCloudEvent:
+    if not isinstance(document, dict):
+        raise CloudEventParseError("body", "an event must be a JSON object", index=index)
+    if document.get("specversion") != "1.0":
+        raise CloudEventParseError("specversion", "must be \"1.0\"", index=index)
+    for name in document:
+        _check_attribute_name(name, index)
+    return _validated(lambda: JSONFormat().read(None, json.dumps(document)), index)
+
+
+def _check_attribute_name(name: str, index: int | None) -> None:
+    if name in CORE_ATTRIBUTES:
+        return
+    try:
+        check_extension_name(name)
+    except ValueError as exc:
+        raise CloudEventParseError(name, str(exc), index=index) from None
+
+
+def _validated(build: Any, index: int | None) -> BaseCloudEvent:
+    try:
+        return build()
+    except CloudEventValidationError as exc:
+        field, problems = next(iter(exc.errors.items()))
+        raise CloudEventParseError(field, str(problems[0]), index=index) from None
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise CloudEventParseError("body", f"{type(exc).__name__}: {exc}", index=index) from None

@@ -1,0 +1,83 @@
+"""CloudEvent ``type`` of a domain event: ``ccm.<kind>.<event>``.
+
+Rule (overrides below win):
+
+- kind: the aggregate class name split into words, lowercased, joined by dots
+  (``LabletInstance`` -> ``lablet.instance``, ``WorkerTemplate`` -> ``worker.template``);
+- event: the event class name split into words, minus a leading run of words that repeats
+  the end of the aggregate name (``InstanceScheduled`` in ``LabletInstance`` -> ``scheduled``,
+  ``SubscriptionCreated`` in ``WebhookSubscription`` -> ``created``), lowercased and
+  dot-joined (``GradingStarted`` -> ``grading.started``).
+
+The aggregate is the class an event is nested in (``LabletInstance.InstanceScheduled``);
+an event defined at module level falls back to the stream id prefix of the event.
+"""
+
+from __future__ import annotations
+
+import re
+
+TYPE_PREFIX = "ccm"
+
+# Aggregate class name -> kind, where the rule reads badly.
+KIND_OVERRIDES: dict[str, str] = {
+    "WebhookSubscription": "subscription",
+}
+
+# Event class name (or "Aggregate.Event" for one aggregate only) -> event part.
+EVENT_OVERRIDES: dict[str, str] = {
+    "DrainingStarted": "draining",
+    "WorkerDrainingStarted": "draining",
+}
+
+_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z]|[0-9]|$)|[A-Z]?[a-z]+|[0-9]+")
+VALID_TYPE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")
+
+
+def words(name: str) -> list[str]:
+    """``CMLLabImported`` -> ``['CML', 'Lab', 'Imported']``."""
+    return _WORD.findall(name)
+
+
+def kind_of(aggregate_name: str) -> str:
+    if aggregate_name in KIND_OVERRIDES:
+        return KIND_OVERRIDES[aggregate_name]
+    return ".".join(w.lower() for w in words(aggregate_name))
+
+
+def event_part(aggregate_name: str, event_name: str) -> str:
+    for key in (f"{aggregate_name}.{event_name}", event_name):
+        if key in EVENT_OVERRIDES:
+            return EVENT_OVERRIDES[key]
+    agg, ev = [w.lower() for w in words(aggregate_name)], [w.lower() for w in words(event_name)]
+    # Longest leading run of the event words that equals a tail of the aggregate words.
+    for n in range(min(len(agg), len(ev) - 1), 0, -1):
+        if ev[:n] == agg[-n:]:
+            ev = ev[n:]
+            break
+    return ".".join(ev)
+
+
+def cloudevent_type(aggregate_name: str, event_name: str) -> str:
+    value = f"{TYPE_PREFIX}.{kind_of(aggregate_name)}.{event_part(aggregate_name, event_name)}"
+    if not VALID_TYPE.match(value):
+        raise ValueError(f"cannot derive a CloudEvent type from {aggregate_name}.{event_name}: {value!r}")
+    return value
+
+
+# Events declared on these base classes belong to whichever aggregate records them.
+_GENERIC_OWNERS = frozenset({"LrmAggregate", "BaseAggregate", "Aggregate"})
+
+
+def aggregate_name_of(event_class: type, stream_id: str | None = None) -> str:
+    """The enclosing aggregate's class name, from the qualname or else the stream id."""
+    qualname = event_class.__qualname__.split(".")
+    if len(qualname) >= 2 and "<locals>" not in qualname[-2] and qualname[-2] not in _GENERIC_OWNERS:
+        return qualname[-2]
+    if stream_id and "-" in stream_id:
+        return stream_id.split("-", 1)[0]
+    raise ValueError(f"{event_class.__qualname__} is not nested in an aggregate")
+
+
+def type_of_class(event_class: type) -> str:
+    return cloudevent_type(aggregate_name_of(event_class), event_class.__name__)

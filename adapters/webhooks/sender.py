@@ -1,0 +1,75 @@
+"""WebhookTransport over httpx: one signed POST per attempt, never following redirects."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from adapters.webhooks.signing import webhook_headers
+from processors.ports.webhooks import AttemptResult, WebhookRequest
+
+USER_AGENT = "lablet-resource-manager-webhooks/1"
+MAX_ERROR_CHARS = 300
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait, from ``Retry-After: <seconds>`` or ``Retry-After: <HTTP date>``."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        at = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=timezone.utc)
+    return max((at - now).total_seconds(), 0.0)
+
+
+class HttpWebhookSender:
+    """Signs each attempt with a fresh ``webhook-timestamp`` (same id and body on retries)."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient | None = None,
+        *,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        extra_secrets: Callable[[str], list[str]] | None = None,
+    ) -> None:
+        # Redirects are failures (Standard Webhooks, CloudEvents web hooks): never follow.
+        self._client = client or httpx.AsyncClient(follow_redirects=False, headers={"user-agent": USER_AGENT})
+        self._owns_client = client is None
+        self._wall_clock = wall_clock
+        self._extra_secrets = extra_secrets
+
+    async def deliver(self, request: WebhookRequest, *, timeout: float) -> AttemptResult:
+        now = self._wall_clock()
+        body = request.message.body
+        secrets = [request.secret, *(self._extra_secrets(request.secret) if self._extra_secrets else [])]
+        headers = dict(request.message.headers)
+        headers.update(webhook_headers(secrets, request.message_id, int(now.timestamp()), body))
+        started = time.perf_counter()
+        try:
+            response = await self._client.post(
+                request.url, content=body, headers=headers, timeout=timeout, follow_redirects=False
+            )
+        except httpx.TimeoutException as exc:
+            return AttemptResult(None, time.perf_counter() - started, f"timeout: {type(exc).__name__}")
+        except httpx.HTTPError as exc:
+            return AttemptResult(None, time.perf_counter() - started, f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS])
+        latency = time.perf_counter() - started
+        error = None
+        if not response.is_success:
+            error = response.text[:MAX_ERROR_CHARS] or response.reason_phrase
+        retry_after = parse_retry_after(response.headers.get("retry-after"), self._wall_clock())
+        return AttemptResult(response.status_code, latency, error, retry_after)
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()

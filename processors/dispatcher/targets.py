@@ -1,0 +1,36 @@
+"""What the dispatcher needs to know about one subscription (a snapshot of the aggregate)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from domain.subscription import WebhookSubscription, subject_matches, type_matches
+from processors.ports.webhooks import DeliveryMode, OutboundEvent
+
+
+@dataclass(frozen=True)
+class SubscriptionTarget:
+    id: str
+    url: str
+    secret: str = field(repr=False)
+    mode: DeliveryMode = "structured"
+    types: tuple[str, ...] = ()
+    subjects: tuple[str, ...] = ()
+
+    def matches(self, event: OutboundEvent) -> bool:
+        return type_matches(self.types, event.type) and subject_matches(self.subjects, event.subject)
+
+    @classmethod
+    def from_subscription(cls, subscription: WebhookSubscription) -> SubscriptionTarget | None:
+        """The target to deliver to, or None when the subscription is disabled or deleted."""
+        if not subscription.enabled or subscription.deleted:
+            return None
+        mode: DeliveryMode = "binary" if subscription.mode == "binary" else "structured"
+        return cls(
+            id=subscription.id,
+            url=subscription.url,
+            secret=subscription.secret,
+            mode=mode,
+            types=tuple(subscription.types),
+            subjects=tuple(subscription.subjects),
+        )
