@@ -1,0 +1,1 @@
+"""Cloud providers: ``simulated`` (default, virtual-clock friendly) and ``ec2`` (aiobotocore)."""
