@@ -8,7 +8,8 @@ stop → wipe → delete rules (via the shared ``LabMachine``).
 
 Faults are injected per request, optionally only for paths containing a substring:
 ``fail_next`` (answer N times with a status such as 500/502/503/429), ``slow_next`` (delay
-N responses) and ``drop_next`` (close the connection mid-response, N times). Every request
+N responses), ``drop_next`` (close the connection mid-response, N times) and ``lose_next``
+(process the request, then drop the connection, so the client cannot know it succeeded). Every request
 is logged in ``requests`` so tests can count retries.
 """
 
@@ -37,7 +38,7 @@ API = "/api/v0"
 
 @dataclass
 class Fault:
-    kind: str  # "status" | "slow" | "drop"
+    kind: str  # "status" | "slow" | "drop" | "lose"
     remaining: int
     path_contains: str = ""
     status: int = 500
@@ -82,6 +83,10 @@ class FakeCml:
 
     def drop_next(self, count: int, path_contains: str = "") -> None:
         self._add(Fault("drop", count, path_contains))
+
+    def lose_next(self, count: int, path_contains: str = "") -> None:
+        """Handle the request, then drop the connection before the answer: the change happened."""
+        self._add(Fault("lose", count, path_contains))
 
     def calls(self, method: str, path_contains: str) -> int:
         with self.lock:
@@ -364,11 +369,18 @@ class FaultInjection:
             if headers:
                 response.headers.update(headers)
             await response(scope, receive, send)
-        else:  # drop: promise a body, send half of nothing, and let the server abort the connection
+        else:
+            if fault.kind == "lose":
+                await self.app(scope, receive, _swallow)
+            # Promise a body, send a fragment, and let the server abort the connection.
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", b"application/json"), (b"content-length", b"100")]})
             await send({"type": "http.response.body", "body": b'{"partial', "more_body": True})
             raise ConnectionAbortedError("injected connection drop")
+
+
+async def _swallow(message: Any) -> None:
+    return None
 
 
 class RunningFakeCml:
