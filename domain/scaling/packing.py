@@ -1,0 +1,283 @@
+"""Bin packing over time: queued demand onto existing and planned workers.
+
+Each bin is a worker (existing, or one the plan would restart, take back from draining,
+or launch) with a private copy of its reservation ledger; an item fits when, at every
+instant of its hold, the ledger plus the item stays within capacity and nodes, and the
+worker is ready early enough. The packing is what sizes a scale-up for the whole demand
+at once instead of one worker per request.
+
+Order of preference for each item (needed earliest first, bigger first on ties):
+1. a bin already in use (reservations or packed items): best fit, i.e. the one left
+   fullest over the item's window, as the scheduler's bin-packing score would do;
+2. an empty worker that exists or is booting (already paid for): least late, cheapest;
+3. a new opening: take back a DRAINING worker, restart a STOPPED one, launch a template;
+   least late first, then cheapest, restart before launch on equal cost.
+Options 2 and 3 share their ordering on purpose: a worker launched by one plan is an
+empty booting worker in the next, and is chosen for the same items, so planning twice
+never launches twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from domain.ledger import Reservation, ReservationLedger
+from domain.resources import FIELDS, Resources
+from domain.scaling.inputs import BOOTING_STATES, DemandItem, FleetWorker, TemplateOffer, WorkerState
+
+# The ledger wants a port range; packing ignores ports (demand items carry no port count).
+_ANY_PORTS = (1, 65535)
+_FAR_FUTURE = datetime.max.replace(tzinfo=None)
+
+FLEET = "fleet"
+CANCEL_DRAIN = "cancel_drain"
+RESTART = "restart"
+LAUNCH = "launch"
+
+
+@dataclass
+class Bin:
+    """One worker's capacity over time during a packing (mutable scratch state)."""
+
+    key: str
+    origin: str
+    template_name: str
+    license_type: str
+    nested_virt: bool
+    capacity: Resources
+    max_nodes: int
+    hourly_cost: float
+    earliest_ready: datetime
+    boot: timedelta
+    ledger: ReservationLedger
+    worker_id: str | None = None
+    packed: list[DemandItem] = field(default_factory=list)
+    first_need: datetime | None = None
+
+    @property
+    def in_use(self) -> bool:
+        return len(self.ledger) > 0
+
+    @property
+    def flexible(self) -> bool:
+        """Its ready time is the plan's to choose (a restart or a launch not yet made)."""
+        return self.origin in (RESTART, LAUNCH)
+
+    def ready_at(self, margin: timedelta) -> datetime:
+        """When the plan makes it ready: as late as its first need allows, never before it can be."""
+        if not self.flexible or self.first_need is None:
+            return self.earliest_ready
+        return max(self.earliest_ready, self.first_need - margin)
+
+    def action_at(self, margin: timedelta) -> datetime:
+        """When to restart or launch it so it is ready at ``ready_at``."""
+        return self.ready_at(margin) - self.boot
+
+    def fits(self, item: DemandItem) -> bool:
+        if not item.accepts_license(self.license_type):
+            return False
+        if item.nested_virt and not self.nested_virt:
+            return False
+        if item.node_count > self.max_nodes or not item.requirements.fits_within(self.capacity):
+            return False
+        return not self.ledger.check(item.requirements, item.node_count, 0, item.hold_start, item.hold_end)
+
+    def fullness_with(self, item: DemandItem) -> float:
+        """Highest share of any resource (or nodes) used over the item's window once it is added."""
+        peak, nodes = self.ledger.peak(item.hold_start, item.hold_end)
+        shares = [
+            (getattr(peak, name) + getattr(item.requirements, name)) / getattr(self.capacity, name)
+            for name in FIELDS
+            if getattr(self.capacity, name) > 0
+        ]
+        if self.max_nodes > 0:
+            shares.append((nodes + item.node_count) / self.max_nodes)
+        return max(shares, default=0.0)
+
+    def add(self, item: DemandItem, need: datetime) -> None:
+        self.ledger.add(
+            Reservation(item.instance_id, item.requirements, item.node_count, {}, item.hold_start, item.hold_end),
+            verify=False,
+        )
+        self.packed.append(item)
+        if self.first_need is None or need < self.first_need:
+            self.first_need = need
+
+
+def template_fits(template: TemplateOffer, item: DemandItem) -> bool:
+    """Could one empty worker of this template ever host the item?"""
+    return (
+        item.accepts_license(template.license_type)
+        and (template.nested_virt or not item.nested_virt)
+        and item.node_count <= template.max_nodes
+        and item.requirements.fits_within(template.capacity)
+    )
+
+
+def _ledger(capacity: Resources, max_nodes: int, reservations: Iterable[Reservation]) -> ReservationLedger:
+    ledger = ReservationLedger(capacity, max_nodes, _ANY_PORTS)
+    for reservation in reservations:
+        ledger.add(reservation, verify=False)
+    return ledger
+
+
+def fleet_bin(
+    worker: FleetWorker,
+    now: datetime,
+    templates: Mapping[str, TemplateOffer],
+    *,
+    origin: str = FLEET,
+) -> Bin:
+    """A bin for an existing worker, holding its reservations that have not ended."""
+    template = templates.get(worker.template_name)
+    if origin == RESTART:
+        boot = template.restart if template else timedelta(minutes=5)
+        earliest = now + boot
+    elif worker.state in BOOTING_STATES:
+        boot = timedelta(0)
+        fallback = now + (template.startup if template else timedelta(minutes=20))
+        earliest = max(now, worker.expected_ready_at or fallback)
+    else:
+        boot = timedelta(0)
+        earliest = now
+    live = [r for r in worker.reservations if r.hold_end > now]
+    return Bin(
+        key=worker.worker_id,
+        origin=origin,
+        template_name=worker.template_name,
+        license_type=worker.license_type,
+        nested_virt=template.nested_virt if template else True,
+        capacity=worker.capacity,
+        max_nodes=worker.max_nodes,
+        hourly_cost=template.hourly_cost if template else 0.0,
+        earliest_ready=earliest,
+        boot=boot,
+        ledger=_ledger(worker.capacity, worker.max_nodes, live),
+        worker_id=worker.worker_id,
+    )
+
+
+def launch_bin(template: TemplateOffer, now: datetime, sequence: int) -> Bin:
+    return Bin(
+        key=f"~new:{template.name}:{sequence:06d}",
+        origin=LAUNCH,
+        template_name=template.name,
+        license_type=template.license_type,
+        nested_virt=template.nested_virt,
+        capacity=template.capacity,
+        max_nodes=template.max_nodes,
+        hourly_cost=template.hourly_cost,
+        earliest_ready=now + template.startup,
+        boot=template.startup,
+        ledger=_ledger(template.capacity, template.max_nodes, ()),
+    )
+
+
+@dataclass
+class Packing:
+    """Result of packing: every bin used, and what could not be placed at all."""
+
+    bins: list[Bin]
+    unplaceable: list[DemandItem]
+    lateness: dict[str, timedelta]  # instance id -> how late its bin is ready (only late ones)
+
+
+def demand_order(items: Iterable[DemandItem], lead: timedelta) -> list[DemandItem]:
+    """Earliest need first; bigger first among equal needs (first-fit decreasing); then id."""
+    return sorted(
+        items,
+        key=lambda i: (
+            i.needed_by(lead),
+            -i.node_count,
+            -i.requirements.cpu_cores,
+            -i.requirements.memory_gb,
+            -i.requirements.storage_gb,
+            i.instance_id,
+        ),
+    )
+
+
+def pack(
+    now: datetime,
+    items: Sequence[DemandItem],
+    *,
+    in_use: list[Bin],
+    idle: list[Bin],
+    openings: list[Bin],
+    templates: Sequence[TemplateOffer],
+    lead: timedelta,
+    allow_launch: bool = True,
+) -> Packing:
+    """Place ``items`` (already in ``demand_order``) onto bins; open bins as needed.
+
+    ``in_use`` are bins holding reservations, ``idle`` empty existing workers, ``openings``
+    bins the plan may open (drain cancellations, restarts). The lists are consumed.
+    """
+    used = list(in_use)
+    idle = list(idle)
+    openings = list(openings)
+    unplaceable: list[DemandItem] = []
+    lateness: dict[str, timedelta] = {}
+    sequence = 0
+    opening_rank = {CANCEL_DRAIN: 0, RESTART: 1, LAUNCH: 2, FLEET: 1}
+
+    for item in items:
+        need = item.needed_by(lead)
+        fitting_templates = [t for t in templates if template_fits(t, item)]
+        soonest_launch = min((now + t.startup for t in fitting_templates), default=None)
+        # A bin ready after the need is still fine when nothing could be ready sooner.
+        deadline = max(need, soonest_launch) if soonest_launch is not None else _FAR_FUTURE
+
+        def acceptable(b: Bin) -> bool:
+            if soonest_launch is None:
+                return b.fits(item)
+            return b.earliest_ready <= deadline and b.fits(item)
+
+        def late(b: Bin) -> timedelta:
+            return max(timedelta(0), b.earliest_ready - need)
+
+        chosen: Bin | None = None
+        candidates = [b for b in used if acceptable(b)]
+        if candidates:
+            chosen = min(candidates, key=lambda b: (-b.fullness_with(item), b.earliest_ready, b.key))
+        if chosen is None:
+            candidates = [b for b in idle if acceptable(b)]
+            if candidates:
+                chosen = min(candidates, key=lambda b: (late(b), b.hourly_cost, b.template_name, b.earliest_ready, b.key))
+                idle.remove(chosen)
+                used.append(chosen)
+        if chosen is None:
+            options = [b for b in openings if acceptable(b)]
+            if allow_launch:
+                options += [launch_bin(t, now, sequence) for t in fitting_templates]
+            if options:
+                chosen = min(
+                    options,
+                    key=lambda b: (
+                        late(b),
+                        opening_rank[b.origin] != 0,  # a draining worker is already running
+                        b.hourly_cost,
+                        opening_rank[b.origin],
+                        b.template_name,
+                        b.earliest_ready,
+                        b.key,
+                    ),
+                )
+                if chosen.origin == LAUNCH:
+                    sequence += 1
+                else:
+                    openings.remove(chosen)
+                used.append(chosen)
+        if chosen is None:
+            unplaceable.append(item)
+            continue
+        chosen.add(item, need)
+        if chosen.earliest_ready > need:
+            lateness[item.instance_id] = chosen.earliest_ready - need
+    return Packing(bins=used, unplaceable=unplaceable, lateness=lateness)
+
+
+def running_like(worker: FleetWorker) -> bool:
+    return worker.state is WorkerState.RUNNING or worker.state in BOOTING_STATES

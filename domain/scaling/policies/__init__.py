@@ -1,0 +1,1 @@
+"""Scaling policies: ``default`` (SPEC §5, look-ahead), ``reactive`` and ``static`` baselines."""

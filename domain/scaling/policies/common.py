@@ -1,0 +1,103 @@
+"""Assembling a ``ScalingPlan``: canonical action order, inputs summary, next decision time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from domain.scaling.actions import (
+    CancelDrain,
+    DeferredLaunch,
+    ForceTerminateLeftovers,
+    LaunchWorker,
+    NoAction,
+    RestartWorker,
+    ScalingAction,
+    StartDraining,
+    StopWorker,
+    TerminateWorker,
+)
+from domain.scaling.demand import capacity_by_state, demand_summary
+from domain.scaling.inputs import DemandItem, FleetWorker, ScalingSettings, TemplateOffer, WorkerState
+from domain.scaling.plan import ScalingPlan
+
+_RANK = {
+    CancelDrain: 0,
+    RestartWorker: 1,
+    LaunchWorker: 2,
+    ForceTerminateLeftovers: 3,
+    StartDraining: 4,
+    StopWorker: 5,
+    TerminateWorker: 6,
+    NoAction: 7,
+}
+
+
+def _sort_key(action: ScalingAction) -> tuple[Any, ...]:
+    return (_RANK[type(action)], getattr(action, "worker_id", ""), getattr(action, "template", ""))
+
+
+def next_decision_at(
+    now: datetime,
+    fleet: Sequence[FleetWorker],
+    templates: Sequence[TemplateOffer],
+    deferred: Sequence[DeferredLaunch],
+    settings: ScalingSettings,
+) -> datetime | None:
+    """The earliest later instant at which planning again may change something."""
+    by_name = {t.name: t for t in templates}
+    moments = [d.launch_at for d in deferred]
+    for worker in fleet:
+        for r in worker.reservations:
+            for t in (r.hold_start - settings.grace_period, r.hold_end):
+                if t > now:
+                    moments.append(t)
+        template = by_name.get(worker.template_name)
+        if worker.state is WorkerState.DRAINING and template is not None:
+            moments.append(worker.state_since + template.drain_timeout)
+        if worker.state is WorkerState.STOPPED:
+            moments.append(worker.state_since + settings.stopped_retention)
+        if worker.expected_ready_at is not None and worker.state in (WorkerState.PENDING, WorkerState.PROVISIONING):
+            moments.append(worker.expected_ready_at)
+    later = [m for m in moments if m > now]
+    return min(later) if later else None
+
+
+def assemble(
+    *,
+    now: datetime,
+    policy: str,
+    fleet: Sequence[FleetWorker],
+    templates: Sequence[TemplateOffer],
+    demand: Sequence[DemandItem],
+    settings: ScalingSettings,
+    actions: list[ScalingAction],
+    deferred: list[DeferredLaunch],
+    unplaceable: list[str],
+    late_minutes: dict[str, float],
+    per_template: dict[str, dict[str, int]],
+    idle_reason: str,
+) -> ScalingPlan:
+    ordered = sorted(actions, key=_sort_key)
+    if not ordered:
+        ordered = [NoAction(reason=idle_reason)]
+    deferred_sorted = sorted(deferred, key=lambda d: (d.launch_at, d.template, d.restart_worker_id or ""))
+    inputs = {
+        "demand": demand_summary(now, fleet, demand, settings),
+        "capacity": capacity_by_state(fleet),
+        "horizon": {"from": now.isoformat(), "to": (now + settings.horizon).isoformat()},
+        "settings": settings.to_dict(),
+        "templates": [t.name for t in templates],
+        "per_template": {k: dict(v) for k, v in sorted(per_template.items())},
+        "late_minutes": dict(sorted(late_minutes.items())),
+    }
+    return ScalingPlan(
+        now=now,
+        policy=policy,
+        actions=tuple(ordered),
+        deferred=tuple(deferred_sorted),
+        unplaceable=tuple(sorted(unplaceable)),
+        next_decision_at=next_decision_at(now, fleet, templates, deferred_sorted, settings),
+        inputs=inputs,
+    )

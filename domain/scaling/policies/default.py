@@ -1,0 +1,54 @@
+"""The default policy (SPEC §5): look ahead over the ledger and the queue.
+
+Scale up so capacity is ready by ``timeslot_start - instantiation_lead`` for every queued
+instance within the horizon and every booking on a stopped worker, sized by packing the
+whole demand at once; launches and restarts are made as late as boot time plus
+``scale_up_margin`` allows (earlier ones are listed as ``deferred``). Scale down by the
+grace-period rules of ``scale_down``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from domain.scaling.demand import split_queued
+from domain.scaling.inputs import DemandItem, FleetWorker, ScalingSettings, TemplateOffer
+from domain.scaling.plan import ScalingPlan
+from domain.scaling.policies.common import assemble
+from domain.scaling.policies.scale_down import plan_scale_down
+from domain.scaling.policies.scale_up import plan_scale_up
+
+
+def plan_default(
+    now: datetime,
+    fleet: Sequence[FleetWorker],
+    templates: Sequence[TemplateOffer],
+    demand: Sequence[DemandItem],
+    settings: ScalingSettings,
+) -> ScalingPlan:
+    queued, _beyond = split_queued(now, demand, settings)
+    up = plan_scale_up(now, fleet, templates, queued, settings, defer=True)
+    down = plan_scale_down(now, fleet, templates, settings, relied_on=up.relied_on)
+    return assemble(
+        now=now,
+        policy="default",
+        fleet=fleet,
+        templates=templates,
+        demand=demand,
+        settings=settings,
+        actions=up.actions + down,
+        deferred=up.deferred,
+        unplaceable=up.unplaceable,
+        late_minutes=up.late_minutes,
+        per_template=up.per_template,
+        idle_reason=_why_nothing(up.deferred, queued),
+    )
+
+
+def _why_nothing(deferred: Sequence[object], queued: Sequence[DemandItem]) -> str:
+    if deferred:
+        return "capacity is planned but not due yet (see deferred)"
+    if queued:
+        return "queued demand fits existing or booting capacity"
+    return "no queued demand; nothing idle to scale down"

@@ -1,0 +1,237 @@
+"""Scale up: capacity ready by every need, sized for the whole queued demand at once.
+
+Shared by the default policy (with look-ahead and deferral) and the static baseline
+(everything launched at once). See ``domain.scaling.packing`` for how bins are chosen.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from domain.scaling.actions import CancelDrain, DeferredLaunch, LaunchWorker, RestartWorker, ScalingAction
+from domain.scaling.demand import minutes
+from domain.scaling.inputs import BOOTING_STATES, DemandItem, FleetWorker, ScalingSettings, TemplateOffer, WorkerState
+from domain.scaling.packing import (
+    CANCEL_DRAIN,
+    FLEET,
+    LAUNCH,
+    RESTART,
+    Bin,
+    Packing,
+    demand_order,
+    fleet_bin,
+    launch_bin,
+    pack,
+)
+
+
+@dataclass
+class ScaleUp:
+    actions: list[ScalingAction] = field(default_factory=list)
+    deferred: list[DeferredLaunch] = field(default_factory=list)
+    # Workers this plan relies on (packed onto, restarted, taken back): never scaled down by it.
+    relied_on: set[str] = field(default_factory=set)
+    unplaceable: list[str] = field(default_factory=list)
+    late_minutes: dict[str, float] = field(default_factory=dict)
+    per_template: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def _count(per_template: dict[str, dict[str, int]], template: str, what: str, n: int = 1) -> None:
+    entry = per_template.setdefault(
+        template, {"launch_now": 0, "launch_deferred": 0, "restart_now": 0, "restart_deferred": 0, "cancel_drain": 0}
+    )
+    entry[what] += n
+
+
+def _late_note(now: datetime, bin_: Bin, need: datetime) -> str:
+    if bin_.earliest_ready <= need:
+        return ""
+    return f"; start will be late by {minutes(bin_.earliest_ready - need):g} min (boot cannot make {need.isoformat()})"
+
+
+def plan_scale_up(
+    now: datetime,
+    fleet: Sequence[FleetWorker],
+    templates: Sequence[TemplateOffer],
+    queued: Sequence[DemandItem],
+    settings: ScalingSettings,
+    *,
+    defer: bool = True,
+) -> ScaleUp:
+    by_name = {t.name: t for t in templates}
+    margin = settings.scale_up_margin
+    lead = settings.instantiation_lead
+
+    in_use: list[Bin] = []
+    idle: list[Bin] = []
+    openings: list[Bin] = []
+    for worker in fleet:
+        live = [r for r in worker.reservations if r.hold_end > now]
+        if worker.state is WorkerState.RUNNING or worker.state in BOOTING_STATES:
+            (in_use if live else idle).append(fleet_bin(worker, now, by_name))
+        elif worker.state is WorkerState.STOPPED:
+            bin_ = fleet_bin(worker, now, by_name, origin=RESTART)
+            if live:
+                # Booked on a stopped worker: it must be restarted in time for its own holds.
+                bin_.first_need = min(r.hold_start for r in live)
+                in_use.append(bin_)
+            else:
+                openings.append(bin_)
+        elif worker.state is WorkerState.DRAINING and settings.allow_cancel_drain:
+            openings.append(fleet_bin(worker, now, by_name, origin=CANCEL_DRAIN))
+
+    packing = pack(
+        now,
+        demand_order(queued, lead),
+        in_use=in_use,
+        idle=idle,
+        openings=openings,
+        templates=templates,
+        lead=lead,
+    )
+    result = ScaleUp(
+        unplaceable=[i.instance_id for i in packing.unplaceable],
+        late_minutes={k: minutes(v) for k, v in sorted(packing.lateness.items())},
+    )
+    bins = list(packing.bins)
+    bins += _warm_minimum(now, fleet, templates, settings, packing, openings_left=[
+        b for b in openings if b not in packing.bins and b.origin == RESTART
+    ])
+    _actions_from_bins(now, bins, settings, result, defer=defer, margin=margin, lead=lead)
+    return result
+
+
+def _warm_minimum(
+    now: datetime,
+    fleet: Sequence[FleetWorker],
+    templates: Sequence[TemplateOffer],
+    settings: ScalingSettings,
+    packing: Packing,
+    *,
+    openings_left: list[Bin],
+) -> list[Bin]:
+    """Extra bins (restarts first, then launches) to reach ``min_warm`` per template."""
+    extra: list[Bin] = []
+    by_name = {t.name: t for t in templates}
+    for template_name, minimum in sorted(settings.min_warm.items()):
+        if minimum <= 0:
+            continue
+        warm = sum(
+            1
+            for w in fleet
+            if w.template_name == template_name and (w.state is WorkerState.RUNNING or w.state in BOOTING_STATES)
+        )
+        # Openings made now count; deferred ones do not keep anything warm yet.
+        warm += sum(
+            1
+            for b in packing.bins
+            if b.template_name == template_name
+            and b.origin != FLEET
+            and (b.origin == CANCEL_DRAIN or b.action_at(settings.scale_up_margin) <= now)
+        )
+        missing = minimum - warm
+        stopped = sorted(
+            (b for b in openings_left if b.template_name == template_name), key=lambda b: b.key
+        )
+        for bin_ in stopped[: max(missing, 0)]:
+            bin_.first_need = now  # wanted warm now
+            extra.append(bin_)
+            missing -= 1
+        template = by_name.get(template_name)
+        for n in range(max(missing, 0)):
+            if template is None:
+                break
+            bin_ = launch_bin(template, now, 900_000 + n)
+            bin_.first_need = now
+            extra.append(bin_)
+    return extra
+
+
+def _actions_from_bins(
+    now: datetime,
+    bins: list[Bin],
+    settings: ScalingSettings,
+    result: ScaleUp,
+    *,
+    defer: bool,
+    margin: timedelta,
+    lead: timedelta,
+) -> None:
+    launches_now: dict[str, list[Bin]] = defaultdict(list)
+    launches_later: dict[tuple[str, datetime], list[Bin]] = defaultdict(list)
+    for bin_ in sorted(bins, key=lambda b: b.key):
+        covers = tuple(sorted(i.instance_id for i in bin_.packed))
+        if bin_.origin == FLEET:
+            if bin_.packed and bin_.worker_id:
+                result.relied_on.add(bin_.worker_id)
+            continue
+        if bin_.origin == CANCEL_DRAIN:
+            assert bin_.worker_id is not None
+            result.relied_on.add(bin_.worker_id)
+            result.actions.append(
+                CancelDrain(
+                    worker_id=bin_.worker_id,
+                    covers=covers,
+                    reason=f"{len(covers)} queued instance(s) fit on this draining worker; "
+                    f"taking it back is quicker and cheaper than a restart or launch",
+                )
+            )
+            _count(result.per_template, bin_.template_name, "cancel_drain")
+            continue
+        need = bin_.first_need or now
+        due = bin_.action_at(margin)
+        if bin_.origin == RESTART:
+            assert bin_.worker_id is not None
+            result.relied_on.add(bin_.worker_id)
+            booked = sum(1 for r in bin_.ledger.reservations() if r.instance_id not in set(covers))
+            why = _restart_reason(bin_, covers, booked, need) + _late_note(now, bin_, need)
+            if due <= now or not defer:
+                result.actions.append(RestartWorker(worker_id=bin_.worker_id, needed_by=need, covers=covers, reason=why))
+                _count(result.per_template, bin_.template_name, "restart_now")
+            else:
+                result.deferred.append(
+                    DeferredLaunch(bin_.template_name, 1, due, need, covers, restart_worker_id=bin_.worker_id)
+                )
+                _count(result.per_template, bin_.template_name, "restart_deferred")
+            continue
+        if bin_.origin == LAUNCH:
+            if due <= now or not defer:
+                launches_now[bin_.template_name].append(bin_)
+            else:
+                launches_later[(bin_.template_name, due)].append(bin_)
+
+    for template_name, group in sorted(launches_now.items()):
+        covers = tuple(sorted(i.instance_id for b in group for i in b.packed))
+        need = min(b.first_need or now for b in group)
+        worst = max(group, key=lambda b: (b.earliest_ready - (b.first_need or now)))
+        warm_only = not covers
+        why = (
+            f"keep min_warm for {template_name}: launch {len(group)}"
+            if warm_only
+            else f"{len(covers)} queued instance(s) need capacity by {need.isoformat()}: packed over their "
+            f"hold windows they fill {len(group)} new {template_name} worker(s) after existing capacity"
+        )
+        why += _late_note(now, worst, worst.first_need or now)
+        result.actions.append(
+            LaunchWorker(template=template_name, count=len(group), needed_by=need, covers=covers, reason=why)
+        )
+        _count(result.per_template, template_name, "launch_now", len(group))
+    for (template_name, due), group in sorted(launches_later.items()):
+        covers = tuple(sorted(i.instance_id for b in group for i in b.packed))
+        need = min(b.first_need or now for b in group)
+        result.deferred.append(DeferredLaunch(template_name, len(group), due, need, covers))
+        _count(result.per_template, template_name, "launch_deferred", len(group))
+
+
+def _restart_reason(bin_: Bin, covers: tuple[str, ...], booked: int, need: datetime) -> str:
+    parts = []
+    if booked:
+        parts.append(f"{booked} reservation(s) booked on this stopped worker")
+    if covers:
+        parts.append(f"{len(covers)} queued instance(s) fit on it")
+    if not parts:
+        parts.append(f"keep min_warm for {bin_.template_name}")
+    return "; ".join(parts) + f"; needed by {need.isoformat()}; restart is preferred over a launch"
