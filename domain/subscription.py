@@ -97,15 +97,9 @@ def _validate_subjects(subjects: tuple[str, ...]) -> tuple[str, ...]:
 class WebhookSubscription(LrmAggregate):
     """A receiver of outgoing CloudEvents (a grader, an exam system...)."""
 
-    url: str
-    types: tuple[str, ...]
-    subjects: tuple[str, ...]
-    mode: str
-    secret: str
-    owner: str
-    enabled: bool
-    disabled_reason: str
-    deleted: bool
+    # State (set by the events; not class annotations, which the library would turn into
+    # __init__ parameters): url, types, subjects, mode, secret, owner, enabled,
+    # disabled_reason, deleted.
 
     def __repr__(self) -> str:
         return f"WebhookSubscription(id={self.id!r}, url={self.url!r}, enabled={self.enabled})"

@@ -30,6 +30,9 @@ ParseMode = Literal["binary", "structured", "batch"]
 MAX_BODY_BYTES = 1024 * 1024
 MAX_EVENT_BYTES = 64 * 1024  # what every intermediary must forward (CloudEvents spec)
 MAX_BATCH_EVENTS = 100
+# The SDK's constructor invents ``id`` (uuid4) when it is missing; an incoming event
+# without one must be refused instead, or dedup by (source, id) would be meaningless.
+REQUIRED = ("id", "source", "type")
 
 
 class CloudEventParseError(ValueError):
@@ -131,6 +134,9 @@ def _binary(headers: dict[str, str], body: bytes) -> BaseCloudEvent:
     for name in headers:
         if name.startswith("ce-"):
             _check_attribute_name(name[3:], None)
+    for name in REQUIRED:
+        if not headers.get(f"ce-{name}"):
+            raise CloudEventParseError(name, f"required: send a non-empty ce-{name} header")
     if "ce-datacontenttype" in headers:
         raise CloudEventParseError("datacontenttype", "use Content-Type, not ce-datacontenttype, in binary mode")
     if headers.get("content-type", "").split(";")[0].strip().lower().endswith("json") and body:
@@ -149,6 +155,10 @@ def _structured(document: Any, *, index: int | None = None) -> BaseCloudEvent:
         raise CloudEventParseError("specversion", "must be \"1.0\"", index=index)
     for name in document:
         _check_attribute_name(name, index)
+    for name in REQUIRED:
+        value = document.get(name)
+        if not isinstance(value, str) or not value:
+            raise CloudEventParseError(name, "required: a non-empty string", index=index)
     return _validated(lambda: JSONFormat().read(None, json.dumps(document)), index)
 
 

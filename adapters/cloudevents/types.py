@@ -81,3 +81,57 @@ def aggregate_name_of(event_class: type, stream_id: str | None = None) -> str:
 
 def type_of_class(event_class: type) -> str:
     return cloudevent_type(aggregate_name_of(event_class), event_class.__name__)
+
+
+def event_classes(aggregate: type) -> list[type]:
+    """The events an aggregate records: its nested event classes, minus the generic ``Event``
+    base and the ``Created`` class the library adds when the aggregate has its own."""
+    from eventsourcing.domain import CanInitAggregate
+
+    from domain.base import DomainEvent
+
+    nested = {
+        name: value
+        for name, value in vars(aggregate).items()
+        if isinstance(value, type) and issubclass(value, DomainEvent) and name != "Event"
+    }
+    own_created = [v for n, v in nested.items() if n != "Created" and issubclass(v, CanInitAggregate)]
+    if own_created:
+        nested.pop("Created", None)
+    return list(nested.values())
+
+
+def domain_aggregates() -> list[type]:
+    """Every LrmAggregate subclass defined in the ``domain`` package (imports all its modules)."""
+    import importlib
+    import pkgutil
+
+    import domain
+    from domain.base import LrmAggregate
+
+    for info in pkgutil.walk_packages(domain.__path__, "domain."):
+        importlib.import_module(info.name)
+    found, todo = [], [LrmAggregate]
+    while todo:
+        cls = todo.pop()
+        for sub in cls.__subclasses__():
+            todo.append(sub)
+            if sub.__module__.startswith("domain.") and sub not in found:
+                found.append(sub)
+    return sorted(found, key=lambda c: c.__name__)
+
+
+# Fields every event has: not part of ``data``.
+ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "metadata", "originator_topic"})
+
+
+def catalog() -> list[tuple[str, str, list[str]]]:
+    """(type, "Aggregate.Event", data fields) for every domain event, sorted by type."""
+    import dataclasses
+
+    rows = []
+    for aggregate in domain_aggregates():
+        for cls in event_classes(aggregate):
+            names = [f.name for f in dataclasses.fields(cls) if f.name not in ENVELOPE_FIELDS]
+            rows.append((cloudevent_type(aggregate.__name__, cls.__name__), f"{aggregate.__name__}.{cls.__name__}", names))
+    return sorted(rows)
