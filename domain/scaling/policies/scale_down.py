@@ -99,7 +99,9 @@ def plan_scale_down(
         removable = max(0, running_count.get(template_name, 0) - keep)
         # Keep warm the workers needed soonest; give up the idlest first.
         far = datetime.max.replace(tzinfo=now.tzinfo)
-        ordered = sorted(items, key=lambda wa: (-(wa[0].next_reservation_start(now) or far).timestamp(), wa[0].worker_id))
+        # (ties: the highest ids go first, so the lowest ids are the ones kept warm)
+        ordered = sorted(items, key=lambda wa: wa[0].worker_id, reverse=True)
+        ordered.sort(key=lambda wa: -(wa[0].next_reservation_start(now) or far).timestamp())
         for worker, action in ordered[:removable]:
             actions.append(action)
     return sorted(actions, key=lambda a: (getattr(a, "worker_id", ""), _ORDER[type(a)]))
