@@ -1,0 +1,1 @@
+"""Artifact stores: ``local`` (a directory, the default) and ``s3`` (aiobotocore)."""
