@@ -143,7 +143,7 @@ class CmlRestClient:
             lab_id=lab_id,
             status=status,
             converged=converged,
-            nodes={str(node["label"]): NodeState(node["state"]) for node in nodes},
+            nodes={str(node["label"]): _node_state(node.get("state")) for node in nodes},
         )
 
     async def wait_until_booted(self, worker: CmlEndpoint, lab_id: str, timeout: float) -> LabState:
@@ -347,6 +347,15 @@ def configuration_text(configuration: Any) -> str:
         main = [item for item in files if item.get("name") == "Main"] or files[:1]
         return str(main[0].get("content") or "") if main else ""
     return ""
+
+
+def _node_state(raw: Any) -> NodeState:
+    """CML's node state; an unknown or missing one counts as running but not booted, so a lab
+    is never reported ready on a state this client does not understand."""
+    try:
+        return NodeState(raw)
+    except ValueError:
+        return NodeState.STARTED
 
 
 def _description(response: httpx.Response) -> str:

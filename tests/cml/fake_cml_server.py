@@ -52,6 +52,7 @@ class FakeCml:
     password: str = "secret"
     transition_seconds: float = 0.02
     config_as_string: bool = False  # older controllers return configuration as a plain string
+    node_objects_have_state: bool = True  # if False, clients must read lab_element_state
     tokens: set[str] = field(default_factory=set)
     labs: dict[str, LabMachine] = field(default_factory=dict)
     created: dict[str, str] = field(default_factory=dict)
@@ -68,6 +69,7 @@ class FakeCml:
             self.requests.clear()
             self.transition_seconds = 0.02
             self.config_as_string = False
+            self.node_objects_have_state = True
 
     # -- test controls ----------------------------------------------------------------------
 
@@ -310,9 +312,10 @@ def _node_object(fake: FakeCml, lab: LabMachine, node_id: str, with_configuratio
         "y": 0,
         "node_definition": node.spec.node_definition,
         "lab_id": lab.lab_id,
-        "state": str(node.state),
         "boot_progress": {NodeState.BOOTED: "Booted", NodeState.STARTED: "Booting"}.get(node.state, "Not running"),
     }
+    if fake.node_objects_have_state:
+        body["state"] = str(node.state)
     if with_configuration:
         if fake.config_as_string:
             body["configuration"] = node.configuration

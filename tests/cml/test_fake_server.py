@@ -1,0 +1,92 @@
+"""The fake server itself keeps to the documented CML API (/work/shared/notes/cml-api.md),
+so the REST client is tested against CML's shapes rather than against its own assumptions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from adapters.cml.rest import CmlRestClient
+from processors.ports.cml import CmlEndpoint, NodeState
+from tests.cml.conftest import fast_rest_settings, lab_yaml
+from tests.cml.fake_cml_server import FakeCml, RunningFakeCml
+
+MISSING = "00000000-0000-4000-8000-000000000000"
+
+
+@pytest.fixture
+def http(fake_cml: FakeCml, fake_cml_server: RunningFakeCml) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"{fake_cml_server.base_url}api/v0/") as client:
+        yield client
+
+
+def login(http: httpx.Client) -> dict[str, str]:
+    token = http.post("authenticate", json={"username": "admin", "password": "secret"}).json()
+    assert isinstance(token, str)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_system_information_needs_no_token(http: httpx.Client) -> None:
+    info = http.get("system_information").json()
+    assert info["ready"] is True and info["version"].startswith("2.10")
+
+
+def test_calls_without_a_valid_token_get_401(http: httpx.Client) -> None:
+    assert http.get("labs").status_code == 401
+    assert http.get("labs", headers={"Authorization": "Bearer forged"}).status_code == 401
+    assert http.get("authentication", headers=login(http)).json()["username"] == "admin"
+
+
+def test_wrong_password_gets_cmls_403_body(http: httpx.Client) -> None:
+    answer = http.post("authenticate", json={"username": "admin", "password": "nope"})
+    assert answer.status_code == 403
+    assert answer.json() == {"code": 403, "description": "Authentication failed!"}
+
+
+def test_unknown_lab_gets_cmls_404_body(http: httpx.Client) -> None:
+    answer = http.get(f"labs/{MISSING}/state", headers=login(http))
+    assert answer.status_code == 404
+    assert answer.json() == {"code": 404, "description": f"Lab not found: {MISSING}"}
+
+
+def test_lab_shapes(http: httpx.Client) -> None:
+    auth = login(http)
+    imported = http.post("import", params={"title": "t"}, content=lab_yaml(2), headers=auth).json()
+    assert set(imported) == {"id", "warnings"}
+    lab_id = imported["id"]
+    assert http.get("labs", headers=auth).json() == [lab_id]
+    assert http.get(f"labs/{lab_id}", headers=auth).json()["lab_title"] == "t"
+    assert http.get(f"labs/{lab_id}/state", headers=auth).json() == "DEFINED_ON_CORE"
+    assert http.get(f"labs/{lab_id}/check_if_converged", headers=auth).json() is True
+    elements = http.get(f"labs/{lab_id}/lab_element_state", headers=auth).json()
+    assert set(elements) == {"nodes", "links", "interfaces"}
+    node_ids = http.get(f"labs/{lab_id}/nodes", headers=auth).json()
+    assert set(node_ids) == set(elements["nodes"])
+    topology = http.get(f"labs/{lab_id}/topology", headers=auth).json()
+    assert topology["lab"]["title"] == "t" and len(topology["nodes"]) == 2
+    assert http.put(f"labs/{lab_id}/start", headers=auth).status_code == 204
+    assert http.get(f"labs/{lab_id}/state", headers=auth).json() == "STARTED"
+    assert http.delete(f"labs/{lab_id}", headers=auth).status_code == 400
+    node = http.get(f"labs/{lab_id}/nodes/{MISSING}", headers=auth)
+    assert node.json() == {"code": 404, "description": f"Node not found: {MISSING}"}
+
+
+def test_client_reads_node_states_from_lab_element_state_when_nodes_lack_them(
+    fake_cml: FakeCml, rest_worker: CmlEndpoint
+) -> None:
+    fake_cml.node_objects_have_state = False
+    client = CmlRestClient(fast_rest_settings())
+
+    async def scenario() -> dict[str, NodeState]:
+        try:
+            lab_id = await client.import_lab(rest_worker, lab_yaml(2), "instance-elements")
+            await client.start_lab(rest_worker, lab_id)
+            return dict((await client.wait_until_booted(rest_worker, lab_id, timeout=5)).nodes)
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(scenario()) == {"r1": NodeState.BOOTED, "r2": NodeState.BOOTED}
+    assert fake_cml.calls("GET", "/lab_element_state") >= 1
