@@ -22,6 +22,7 @@ from processors.ports.cloud import (
     LaunchSpec,
 )
 from tests.aws.conftest import CREDENTIALS, REGION
+from tests.cloud.contract import CloudProviderContract
 
 pytestmark = pytest.mark.anyio
 
@@ -267,3 +268,17 @@ async def test_an_unreachable_endpoint_is_a_retryable_cloud_error(
         with pytest.raises(CloudError) as caught:
             await cloud.describe("i-0123456789abcdef0")
     assert caught.value.retryable
+
+
+@pytest.fixture
+def spec(images: dict[str, str]) -> LaunchSpec:
+    return SPEC
+
+
+@pytest.fixture
+def settle() -> Callable[[], None]:
+    return lambda: None  # moto's transitions are instant
+
+
+class TestEc2CloudContract(CloudProviderContract):
+    pass

@@ -39,3 +39,8 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
