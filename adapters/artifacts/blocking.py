@@ -70,7 +70,9 @@ class BlockingArtifactStore:
         loop = self._running_loop()
         if threading.current_thread() is self._thread:
             coro.close()
-            raise RuntimeError("BlockingArtifactStore called from its own event loop; await the store instead")
+            raise RuntimeError(
+                "BlockingArtifactStore called from its own event loop; await the store instead"
+            )
         return asyncio.run_coroutine_threadsafe(coro, loop).result(self.timeout_seconds)
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:

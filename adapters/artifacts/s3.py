@@ -59,7 +59,9 @@ class S3ArtifactStore(BaseArtifactStore):
         object_key = self._object_key(key)
         s3 = await self._s3()
         with _artifact_errors(f"put {key}"):
-            await s3.put_object(Bucket=self.bucket, Key=object_key, Body=bytes(data), ContentType=content_type)
+            await s3.put_object(
+                Bucket=self.bucket, Key=object_key, Body=bytes(data), ContentType=content_type
+            )
         return f"s3://{self.bucket}/{object_key}"
 
     async def get(self, uri_or_key: str) -> bytes:

@@ -173,7 +173,8 @@ class Ec2Cloud:
         found: list[dict[str, Any]] = []
         with cloud_errors("describe instances"):
             paginator = ec2.get_paginator("describe_instances")
-            async for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": self.page_size}):
+            pages = paginator.paginate(Filters=filters, PaginationConfig={"PageSize": self.page_size})
+            async for page in pages:
                 for reservation in page.get("Reservations", []):
                     found.extend(reservation.get("Instances", []))
         return found
@@ -233,7 +234,8 @@ class Ec2Cloud:
         tags = {t["Key"]: t["Value"] for t in vm.get("Tags", []) or []}
         state = CloudState(vm["State"]["Name"])
         reason = vm.get("StateReason") or {}
-        if state in (CloudState.SHUTTING_DOWN, CloudState.TERMINATED) and reason.get("Code") in BOOT_FAILURE_CODES:
+        ended = state in (CloudState.SHUTTING_DOWN, CloudState.TERMINATED)
+        if ended and reason.get("Code") in BOOT_FAILURE_CODES:
             state = CloudState.FAILED
         launched_at = vm.get("LaunchTime")
         return CloudInstance(

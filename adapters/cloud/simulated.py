@@ -222,7 +222,9 @@ class SimulatedCloud:
         vm.done_at = now + self._scaled(seconds, rng)
         vm.failure_reason = BOOT_FAILURE_REASON if fails else None
 
-    def _begin(self, vm: _Vm, now: datetime, transient: CloudState, settled: CloudState, seconds: float) -> None:
+    def _begin(
+        self, vm: _Vm, now: datetime, transient: CloudState, settled: CloudState, seconds: float
+    ) -> None:
         vm.transient, vm.settled = transient, settled
         vm.done_at = now + self._scaled(seconds, self._rng(vm))
         if settled is not CloudState.TERMINATED:

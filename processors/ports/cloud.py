@@ -163,7 +163,9 @@ class CloudProvider(Protocol):
         ...
 
 
-def managed_tags(spec_tags: Mapping[str, str], extra: Mapping[str, str] | None, worker_id: str) -> dict[str, str]:
+def managed_tags(
+    spec_tags: Mapping[str, str], extra: Mapping[str, str] | None, worker_id: str
+) -> dict[str, str]:
     """Template tags, then caller tags, then the two tags LRM relies on (which always win)."""
     tags = {**spec_tags, **(extra or {})}
     tags.setdefault("Name", f"lrm-{worker_id}")

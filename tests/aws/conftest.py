@@ -11,6 +11,7 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
+from aiobotocore.session import AioSession, get_session
 
 # Read by moto when a region's backend is created: skip loading ~1300 stock AMIs (saves
 # 1-2 s per region); the tests register the images they need.
@@ -48,8 +49,6 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="session")
-def aio_session():  # type: ignore[no-untyped-def]
+def aio_session() -> AioSession:
     """One botocore session for the run: it caches the parsed service models (~0.5 s each)."""
-    from aiobotocore.session import get_session
-
     return get_session()

@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime, timezone
 
+from typing import Any
+
 import boto3
 import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -32,7 +34,7 @@ SPEC = LaunchSpec(
 
 
 @pytest.fixture(scope="session")
-def ec2_admin(moto_endpoint: str) -> Iterator[object]:
+def ec2_admin(moto_endpoint: str) -> Iterator[Any]:
     """A plain boto3 client, to arrange the world and to check it behind the adapter's back."""
     yield boto3.client("ec2", region_name=REGION, endpoint_url=moto_endpoint, **CREDENTIALS)
 
@@ -49,7 +51,7 @@ def settings(moto_endpoint: str) -> Ec2Settings:
 
 
 @pytest.fixture
-async def cloud(settings: Ec2Settings, aio_session) -> AsyncIterator[Ec2Cloud]:  # type: ignore[no-untyped-def]
+async def cloud(settings: Ec2Settings, aio_session: Any) -> AsyncIterator[Ec2Cloud]:
     async with Ec2Cloud(settings, session=aio_session) as provider:
         yield provider
 
@@ -58,7 +60,7 @@ RegisterImage = Callable[..., str]
 
 
 @pytest.fixture
-def register_image(ec2_admin) -> RegisterImage:  # type: ignore[no-untyped-def]
+def register_image(ec2_admin: Any) -> RegisterImage:
     def register(name: str, created: str, **tags: str) -> str:
         image_id = ec2_admin.register_image(Name=name, Description=name)["ImageId"]
         # moto ignores TagSpecifications on register_image: tag afterwards.
@@ -80,7 +82,7 @@ def images(register_image: RegisterImage) -> dict[str, str]:
     }
 
 
-def worker_instances(ec2_admin, worker_id: str) -> list[dict]:  # type: ignore[no-untyped-def]
+def worker_instances(ec2_admin: Any, worker_id: str) -> list[dict[str, Any]]:
     response = ec2_admin.describe_instances(Filters=[{"Name": "tag:WorkerId", "Values": [worker_id]}])
     return [vm for r in response["Reservations"] for vm in r["Instances"]]
 
@@ -113,7 +115,7 @@ async def test_minimum_version_excludes_newer_but_older_versions(
 
 
 async def test_ami_tags_setting_restricts_images(
-    settings: Ec2Settings, register_image: RegisterImage, aio_session  # type: ignore[no-untyped-def]
+    settings: Ec2Settings, register_image: RegisterImage, aio_session: Any
 ) -> None:
     tagged = register_image("CML-2.9.0-x", "2026-01-01T00:00:00", Product="cml")
     register_image("CML-2.9.1-untagged", "2026-06-01T00:00:00")
@@ -124,7 +126,9 @@ async def test_ami_tags_setting_restricts_images(
     assert vm.ami_id == tagged
 
 
-async def test_no_matching_image_is_ami_not_found(cloud: Ec2Cloud, images: dict[str, str], ec2_admin) -> None:  # type: ignore[no-untyped-def]
+async def test_no_matching_image_is_ami_not_found(
+    cloud: Ec2Cloud, images: dict[str, str], ec2_admin: Any
+) -> None:
     with pytest.raises(AmiNotFound):
         await cloud.launch(LaunchSpec("m5.large", "CML-3.*"), "Worker-1")
     with pytest.raises(AmiNotFound):
@@ -132,7 +136,7 @@ async def test_no_matching_image_is_ami_not_found(cloud: Ec2Cloud, images: dict[
     assert worker_instances(ec2_admin, "Worker-1") == []
 
 
-async def test_launch_tags_the_vm(cloud: Ec2Cloud, images: dict[str, str], ec2_admin) -> None:  # type: ignore[no-untyped-def]
+async def test_launch_tags_the_vm(cloud: Ec2Cloud, images: dict[str, str], ec2_admin: Any) -> None:
     vm = await cloud.launch(SPEC, "Worker-1", {"Booking": "b-7", "WorkerId": "forged"})
     [seen] = worker_instances(ec2_admin, "Worker-1")
     tags = {t["Key"]: t["Value"] for t in seen["Tags"]}
@@ -147,7 +151,9 @@ async def test_launch_tags_the_vm(cloud: Ec2Cloud, images: dict[str, str], ec2_a
     assert seen["ClientToken"] == client_token("Worker-1", 0)
 
 
-async def test_launch_is_idempotent_on_worker_id(cloud: Ec2Cloud, images: dict[str, str], ec2_admin) -> None:  # type: ignore[no-untyped-def]
+async def test_launch_is_idempotent_on_worker_id(
+    cloud: Ec2Cloud, images: dict[str, str], ec2_admin: Any
+) -> None:
     first = await cloud.launch(SPEC, "Worker-1")
     again = await cloud.launch(SPEC, "Worker-1")
     racing = await asyncio.gather(*(cloud.launch(SPEC, "Worker-1") for _ in range(3)))
@@ -156,7 +162,7 @@ async def test_launch_is_idempotent_on_worker_id(cloud: Ec2Cloud, images: dict[s
 
 
 async def test_idempotency_survives_a_new_provider(
-    settings: Ec2Settings, images: dict[str, str], aio_session  # type: ignore[no-untyped-def]
+    settings: Ec2Settings, images: dict[str, str], aio_session: Any
 ) -> None:
     async with Ec2Cloud(settings, session=aio_session) as cloud:
         first = await cloud.launch(SPEC, "Worker-1")
@@ -171,7 +177,7 @@ async def test_a_stopped_vm_is_still_the_workers_vm(cloud: Ec2Cloud, images: dic
 
 
 async def test_relaunch_after_termination_is_a_new_vm_with_a_new_token(
-    cloud: Ec2Cloud, images: dict[str, str], ec2_admin  # type: ignore[no-untyped-def]
+    cloud: Ec2Cloud, images: dict[str, str], ec2_admin: Any
 ) -> None:
     first = await cloud.launch(SPEC, "Worker-1")
     await cloud.terminate(first.cloud_id)
@@ -215,7 +221,7 @@ async def test_stop_start_terminate(cloud: Ec2Cloud, images: dict[str, str]) -> 
 
 
 async def test_list_managed_finds_only_ours(
-    cloud: Ec2Cloud, images: dict[str, str], ec2_admin  # type: ignore[no-untyped-def]
+    cloud: Ec2Cloud, images: dict[str, str], ec2_admin: Any
 ) -> None:
     ec2_admin.run_instances(ImageId=images["other"], MinCount=1, MaxCount=1)
     ec2_admin.run_instances(
@@ -234,7 +240,9 @@ async def test_list_managed_finds_only_ours(
     assert {vm.worker_id for vm in everything} == {"Worker-0", "Worker-1", "Worker-2", "Worker-3"}
 
 
-async def test_list_managed_pages_through_many_vms(cloud: Ec2Cloud, images: dict[str, str], ec2_admin) -> None:  # type: ignore[no-untyped-def]
+async def test_list_managed_pages_through_many_vms(
+    cloud: Ec2Cloud, images: dict[str, str], ec2_admin: Any
+) -> None:
     ec2_admin.run_instances(
         ImageId=images["2.9.1"],
         MinCount=7,
@@ -261,9 +269,11 @@ async def test_a_template_for_another_region_is_refused(cloud: Ec2Cloud, images:
 
 
 async def test_an_unreachable_endpoint_is_a_retryable_cloud_error(
-    settings: Ec2Settings, aio_session  # type: ignore[no-untyped-def]
+    settings: Ec2Settings, aio_session: Any
 ) -> None:
-    unreachable = settings.model_copy(update={"endpoint_url": "http://127.0.0.1:9", "connect_timeout_seconds": 1})
+    unreachable = settings.model_copy(
+        update={"endpoint_url": "http://127.0.0.1:9", "connect_timeout_seconds": 1}
+    )
     async with Ec2Cloud(unreachable, session=aio_session) as cloud:
         with pytest.raises(CloudError) as caught:
             await cloud.describe("i-0123456789abcdef0")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from typing import Any
+
 import boto3
 import pytest
 
@@ -30,7 +32,7 @@ def s3_settings(endpoint: str, **overrides: object) -> S3Settings:
 
 
 @pytest.fixture
-async def store(moto_endpoint: str, aio_session) -> AsyncIterator[S3ArtifactStore]:  # type: ignore[no-untyped-def]
+async def store(moto_endpoint: str, aio_session: Any) -> AsyncIterator[S3ArtifactStore]:
     async with S3ArtifactStore(s3_settings(moto_endpoint, prefix="env1"), session=aio_session) as s3:
         yield s3
 
@@ -43,12 +45,12 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def s3_admin(moto_endpoint: str):  # type: ignore[no-untyped-def]
+def s3_admin(moto_endpoint: str) -> Any:
     return boto3.client("s3", region_name=REGION, endpoint_url=moto_endpoint, **CREDENTIALS)
 
 
 async def test_objects_land_under_the_prefix_with_their_content_type(
-    store: S3ArtifactStore, s3_admin  # type: ignore[no-untyped-def]
+    store: S3ArtifactStore, s3_admin: Any
 ) -> None:
     uri = await store.put("reports/r1.json", b"{}", "application/json")
     assert uri == f"s3://{BUCKET}/env1/reports/r1.json"
@@ -58,12 +60,14 @@ async def test_objects_land_under_the_prefix_with_their_content_type(
 
 async def test_uris_of_another_bucket_or_prefix_are_refused(store: S3ArtifactStore) -> None:
     await store.put("k", b"v")
-    for uri in (f"s3://other-bucket/env1/k", f"s3://{BUCKET}/k", f"s3://{BUCKET}/env1/../k"):
+    for uri in ("s3://other-bucket/env1/k", f"s3://{BUCKET}/k", f"s3://{BUCKET}/env1/../k"):
         with pytest.raises(InvalidArtifactKey):
             await store.get(uri)
 
 
-async def test_the_bucket_is_created_once_in_any_region(moto_endpoint: str, aio_session, s3_admin) -> None:  # type: ignore[no-untyped-def]
+async def test_the_bucket_is_created_once_in_any_region(
+    moto_endpoint: str, aio_session: Any, s3_admin: Any
+) -> None:
     settings = s3_settings(moto_endpoint, region="eu-west-1", bucket="lrm-eu")
     async with S3ArtifactStore(settings, session=aio_session) as first:
         await first.put("k", b"v")
@@ -72,7 +76,9 @@ async def test_the_bucket_is_created_once_in_any_region(moto_endpoint: str, aio_
     assert s3_admin.get_bucket_location(Bucket="lrm-eu")["LocationConstraint"] == "eu-west-1"
 
 
-async def test_without_create_bucket_a_missing_bucket_is_an_error(moto_endpoint: str, aio_session) -> None:  # type: ignore[no-untyped-def]
+async def test_without_create_bucket_a_missing_bucket_is_an_error(
+    moto_endpoint: str, aio_session: Any
+) -> None:
     settings = s3_settings(moto_endpoint, bucket="absent", create_bucket=False)
     async with S3ArtifactStore(settings, session=aio_session) as s3:
         with pytest.raises(ArtifactError) as caught:
@@ -81,7 +87,7 @@ async def test_without_create_bucket_a_missing_bucket_is_an_error(moto_endpoint:
     assert not caught.value.retryable
 
 
-async def test_an_unreachable_endpoint_is_retryable(aio_session) -> None:  # type: ignore[no-untyped-def]
+async def test_an_unreachable_endpoint_is_retryable(aio_session: Any) -> None:
     settings = s3_settings("http://127.0.0.1:9", create_bucket=False, connect_timeout_seconds=1)
     async with S3ArtifactStore(settings, session=aio_session) as s3:
         with pytest.raises(ArtifactError) as caught:

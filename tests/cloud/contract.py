@@ -37,7 +37,8 @@ class CloudProviderContract:
         assert vm.instance_type == spec.instance_type
         assert vm.ami_id.startswith("ami-")
         assert vm.launched_at is not None
-        assert {"ManagedBy": "lablet-resource-manager", "WorkerId": "Worker-c1", "Booking": "b-1"}.items() <= vm.tags.items()
+        expected = {"ManagedBy": "lablet-resource-manager", "WorkerId": "Worker-c1", "Booking": "b-1"}
+        assert expected.items() <= vm.tags.items()
 
     async def test_launch_is_idempotent_on_worker_id(
         self, cloud: CloudProvider, spec: LaunchSpec, settle: Settle
@@ -46,7 +47,8 @@ class CloudProviderContract:
         settle()
         again = await cloud.launch(spec, "Worker-c1")
         assert again.cloud_id == first.cloud_id
-        assert [vm.cloud_id for vm in await cloud.list_managed() if vm.worker_id == "Worker-c1"] == [first.cloud_id]
+        listed = await cloud.list_managed()
+        assert [vm.cloud_id for vm in listed if vm.worker_id == "Worker-c1"] == [first.cloud_id]
 
     async def test_stop_and_start(self, cloud: CloudProvider, spec: LaunchSpec, settle: Settle) -> None:
         vm = await cloud.launch(spec, "Worker-c1")
@@ -60,7 +62,9 @@ class CloudProviderContract:
         assert (await cloud.describe(vm.cloud_id)).state is CloudState.RUNNING
         assert (await cloud.start(vm.cloud_id)).state is CloudState.RUNNING
 
-    async def test_terminate_is_idempotent(self, cloud: CloudProvider, spec: LaunchSpec, settle: Settle) -> None:
+    async def test_terminate_is_idempotent(
+        self, cloud: CloudProvider, spec: LaunchSpec, settle: Settle
+    ) -> None:
         vm = await cloud.launch(spec, "Worker-c1")
         await cloud.terminate(vm.cloud_id)
         await cloud.terminate(vm.cloud_id)
@@ -76,7 +80,8 @@ class CloudProviderContract:
         gone = await cloud.launch(spec, "Worker-c2")
         await cloud.terminate(gone.cloud_id)
         settle()
-        assert {(vm.cloud_id, vm.worker_id) for vm in await cloud.list_managed()} == {(kept.cloud_id, "Worker-c1")}
+        live = await cloud.list_managed()
+        assert {(vm.cloud_id, vm.worker_id) for vm in live} == {(kept.cloud_id, "Worker-c1")}
         every = {vm.cloud_id: vm.state for vm in await cloud.list_managed(include_terminated=True)}
         assert every == {kept.cloud_id: CloudState.RUNNING, gone.cloud_id: CloudState.TERMINATED}
 

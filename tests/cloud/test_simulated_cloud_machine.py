@@ -77,4 +77,4 @@ class SimulatedCloudMachine(RuleBasedStateMachine):
 
 
 TestSimulatedCloudMachine = SimulatedCloudMachine.TestCase
-TestSimulatedCloudMachine.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+TestSimulatedCloudMachine.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
