@@ -49,6 +49,9 @@ class CmlSettings(BaseSettings):
     sim_start_failure_rate: float = 0.0
     sim_boot_failure_rate: float = 0.0
     sim_seed: int | None = None
+    # Simulated waits wake at each state change; this caps their sleeps so changes made by
+    # others are noticed. 0 disables the cap (cheapest against a virtual clock).
+    sim_poll_interval_seconds: float = 5.0
 
     @property
     def verify(self) -> bool | str:
@@ -79,7 +82,7 @@ class CmlSettings(BaseSettings):
             wipe_seconds_per_node=self.sim_wipe_seconds_per_node,
             extract_seconds_per_node=self.sim_extract_seconds_per_node,
             settle_timeout_seconds=self.settle_timeout_seconds,
-            poll_interval_seconds=self.poll_interval_seconds,
+            poll_interval_seconds=self.sim_poll_interval_seconds,
             time_scale=self.sim_time_scale,
             import_failure_rate=self.sim_import_failure_rate,
             start_failure_rate=self.sim_start_failure_rate,

@@ -41,7 +41,7 @@ class SimulatedCmlSettings:
     wipe_seconds_per_node: float = 1.0
     extract_seconds_per_node: float = 2.0
     settle_timeout_seconds: float = 1800.0  # stop and wipe give up after this long
-    poll_interval_seconds: float = 5.0  # how often a waiter re-reads the lab, like CML clients
+    poll_interval_seconds: float = 5.0  # longest sleep of a waiter between reads; 0: wake on transitions only
     time_scale: float = 1.0
     import_failure_rate: float = 0.0  # import answers 5xx and creates nothing
     start_failure_rate: float = 0.0  # start answers 5xx and starts nothing

@@ -69,3 +69,10 @@ def test_a_stored_configuration_is_what_an_untouched_node_runs() -> None:
     )
     topology = parse_topology(text)
     assert running_config(topology.nodes[0], topology) == "hostname custom\n"
+
+
+def test_a_title_override_does_not_leak_into_the_cached_parse() -> None:
+    assert parse_topology(MINIMAL, title="instance-2").title == "instance-2"
+    assert parse_topology(MINIMAL).title == "demo"
+    with pytest.raises(TopologyInvalid, match="64 characters"):
+        parse_topology(MINIMAL, title="x" * 65)
