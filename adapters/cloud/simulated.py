@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from adapters.cloud.ami import Image, pick_image
+from processors.ports.clock import Clock as ClockPort
 from processors.ports.cloud import (
     CloudCapacityError,
     CloudError,
@@ -29,6 +30,7 @@ from processors.ports.cloud import (
     managed_tags,
 )
 
+# A callable returning an aware datetime; an object with ``now()`` (the Clock port) works too.
 Clock = Callable[[], datetime]
 
 BOOT_FAILURE_REASON = "Server.BootFailure: simulated boot failure"
@@ -69,7 +71,7 @@ class SimulatedCloud:
 
     def __init__(
         self,
-        clock: Clock,
+        clock: Clock | ClockPort,
         *,
         time_scale: float = 1.0,
         failure_probability: float = 0.0,
@@ -87,7 +89,8 @@ class SimulatedCloud:
             raise ValueError("failure_probability must be within [0, 1]")
         if not 0.0 <= jitter < 1.0:
             raise ValueError("jitter must be within [0, 1)")
-        self._clock = clock
+        now = getattr(clock, "now", None)
+        self._clock: Clock = now if callable(now) else clock  # type: ignore[assignment]
         self.time_scale = time_scale
         self.failure_probability = failure_probability
         self.jitter = jitter

@@ -247,3 +247,14 @@ def test_a_naive_clock_is_refused() -> None:
 def test_bad_options_are_refused(clock: FakeClock, options: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         cloud_on(clock, **options)
+
+
+def test_a_clock_object_with_now_works_too(clock: FakeClock) -> None:
+    class PortClock:
+        def now(self) -> datetime:
+            return clock.now
+
+    cloud = SimulatedCloud(PortClock(), jitter=0.0)
+    vm = run(cloud.launch(SPEC, "Worker-1"))
+    clock.advance(minutes=20)
+    assert state(cloud, vm.cloud_id) is CloudState.RUNNING
