@@ -238,7 +238,8 @@ class SubscriptionWorker:
                     continue
                 at = queue[0].next_attempt_at
                 due.append(0.0 if at is None else max((at - now).total_seconds(), 0.0))
-        if self.pending < self._deps.config.max_pending:
+        if not self._in_flight and self.pending < self._deps.config.max_pending:
+            # While attempts are in flight their completion wakes us; polling can wait.
             due.append(self._deps.config.poll_interval)
         return min(due) if due else None
 

@@ -15,9 +15,18 @@ T = TypeVar("T")
 
 
 class DispatcherThread:
-    def __init__(self, factory: Callable[[], Dispatcher], *, name: str = "webhook-dispatcher") -> None:
-        # The dispatcher is built inside the loop's thread: its asyncio objects belong there.
+    def __init__(
+        self,
+        factory: Callable[[], Dispatcher],
+        *,
+        name: str = "webhook-dispatcher",
+        on_stop: Callable[[], Coroutine[Any, Any, None]] | None = None,
+    ) -> None:
+        # The dispatcher is built inside the loop's thread: its asyncio objects (and the
+        # transport's HTTP client) belong to that loop. ``on_stop`` runs there after it
+        # closed, e.g. to close the HTTP client.
         self._factory = factory
+        self._on_stop = on_stop
         self._name = name
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -67,8 +76,15 @@ class DispatcherThread:
     def stop(self, timeout: float = 10.0) -> None:
         if self._loop is None or self._thread is None:
             return
+        on_stop = self._on_stop
+
+        async def close(d: Dispatcher) -> None:
+            await d.close()
+            if on_stop is not None:
+                await on_stop()
+
         try:
-            self.submit(lambda d: d.close()).result(timeout)
+            self.submit(close).result(timeout)
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout)

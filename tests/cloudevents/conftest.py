@@ -1,0 +1,119 @@
+"""A real HTTP receiver (uvicorn in a background thread) that records what it gets and
+answers from a per-message plan: a status, ``("retry-after", status, value)``,
+``("redirect", url)`` or ``"hang"`` (sleeps past the sender's timeout)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int | None  # None: the receiver hung (the sender timed out)
+    at: float  # time.monotonic()
+
+
+class Receiver:
+    HANG_SECONDS = 1.0
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.reset()
+        self.base_url = ""
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests: list[Received] = []
+            self.plan: dict[str, deque] = defaultdict(deque)
+            self.always: dict[str, object] = {}
+            self.default: object = 200
+            self.delay = 0.0  # seconds before answering (slows the sender down)
+
+    def url(self, path: str = "/hook") -> str:
+        return self.base_url + path
+
+    def respond(self, message_id: str, *answers: object) -> None:
+        with self.lock:
+            self.plan[message_id].extend(answers)
+
+    def ok(self) -> list[Received]:
+        with self.lock:
+            return [r for r in self.requests if r.status is not None and 200 <= r.status < 300]
+
+    def wait_for(self, predicate, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.01)
+        raise AssertionError("receiver: condition not reached in time")
+
+    async def handle(self, request: Request) -> Response:
+        body = await request.body()
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        message_id = request.headers.get("webhook-id", "")
+        with self.lock:
+            queue = self.plan.get(message_id)
+            answer = queue.popleft() if queue else self.always.get(message_id, self.default)
+        status, headers = 200, {}
+        if answer == "hang":
+            record = Received(request.url.path, dict(request.headers), body, None, time.monotonic())
+            with self.lock:
+                self.requests.append(record)
+            await asyncio.sleep(self.HANG_SECONDS)
+            return Response(status_code=200)
+        if isinstance(answer, tuple) and answer[0] == "retry-after":
+            status, headers = answer[1], {"retry-after": answer[2]}
+        elif isinstance(answer, tuple) and answer[0] == "redirect":
+            status, headers = 307, {"location": answer[1]}
+        else:
+            status = int(answer)  # type: ignore[arg-type]
+        with self.lock:
+            self.requests.append(Received(request.url.path, dict(request.headers), body, status, time.monotonic()))
+        return Response(status_code=status, headers=headers)
+
+
+@pytest.fixture(scope="session")
+def _receiver_server():
+    receiver = Receiver()
+
+    async def handler(request: Request) -> Response:
+        return await receiver.handle(request)
+
+    app = Starlette(routes=[Route("/{path:path}", handler, methods=["POST"])])
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    host, port = sock.getsockname()
+    receiver.base_url = f"http://{host}:{port}"
+    yield receiver
+    server.should_exit = True
+    thread.join(5)
+    sock.close()
+
+
+@pytest.fixture
+def receiver(_receiver_server):
+    _receiver_server.reset()
+    return _receiver_server
