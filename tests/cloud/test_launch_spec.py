@@ -45,3 +45,14 @@ def test_invalid_specs_are_refused(fields: dict[str, object]) -> None:
 def test_lrm_tags_always_win() -> None:
     tags = managed_tags({"WorkerId": "x", "Name": "mine"}, {"ManagedBy": "y"}, "Worker-1")
     assert tags == {"WorkerId": "Worker-1", "Name": "mine", "ManagedBy": "lablet-resource-manager"}
+
+
+def test_the_seeded_templates_make_launch_specs() -> None:
+    from pathlib import Path
+
+    from domain.worker_template import parse_templates_yaml
+
+    seed = Path(__file__).resolve().parents[2] / "config" / "worker-templates.yaml"
+    specs = [LaunchSpec.from_template(t) for t in parse_templates_yaml(seed.read_text())]
+    assert specs and all(spec.ami_pattern and spec.instance_type and spec.region for spec in specs)
+    assert all(spec.ami_version for spec in specs)  # "" in a template means no minimum: None
