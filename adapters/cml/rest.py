@@ -91,11 +91,13 @@ class CmlRestClient:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._sessions: dict[str, _Session] = {}
+        self._retired: list[httpx.AsyncClient] = []
 
     async def aclose(self) -> None:
-        sessions, self._sessions = list(self._sessions.values()), {}
-        for session in sessions:
-            await session.client.aclose()
+        clients = [session.client for session in self._sessions.values()] + self._retired
+        self._sessions, self._retired = {}, []
+        for client in clients:
+            await client.aclose()
 
     def breaker(self, worker: CmlEndpoint) -> CircuitBreaker:
         return self._session(worker).breaker
@@ -317,7 +319,9 @@ class CmlRestClient:
         session = self._sessions.get(worker.worker_id)
         if session is None or session.endpoint != worker:
             # A worker can come back with a new IP or credentials: start a fresh session.
-            # The old client is left to the garbage collector rather than awaited here.
+            # Closing is async, so the old client is retired and closed by ``aclose``.
+            if session is not None:
+                self._retired.append(session.client)
             breaker = session.breaker if session else CircuitBreaker(
                 worker.worker_id,
                 failure_threshold=self.settings.circuit_failure_threshold,

@@ -389,3 +389,17 @@ def test_the_tls_setting_reaches_httpx(monkeypatch: pytest.MonkeyPatch, verify: 
         assert kwargs["verify"] is verify
     else:
         assert isinstance(kwargs["verify"], ssl.SSLContext)
+
+
+def test_a_worker_with_a_new_address_gets_a_fresh_session(fake_cml: FakeCml, rest_worker: CmlEndpoint) -> None:
+    client = CmlRestClient(fast_rest_settings())
+    moved = CmlEndpoint(rest_worker.worker_id, rest_worker.base_url.replace("127.0.0.1", "localhost"), "admin", "secret")
+
+    async def scenario() -> None:
+        await client.list_labs(rest_worker)
+        await client.list_labs(moved)
+        assert len(client._retired) == 1
+
+    run(client, scenario)
+    assert fake_cml.calls("POST", "/authenticate") == 2
+    assert client._retired == []
