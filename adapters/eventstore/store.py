@@ -20,6 +20,9 @@ from projections.events import StoredEvent
 
 BackendKind = Literal["memory", "sqlite", "postgres"]
 
+# Extra wake-up of notification-driven subscriptions (see EventSubscription).
+SAFETY_POLL_INTERVAL = 0.1
+
 
 class EventStore:
     """Saves aggregates, loads them, and reads/follows the global event log.
@@ -98,9 +101,10 @@ class EventStore:
             inner = PollingSubscription(
                 self.app.recorder, gt=after, topics=topics, poll_interval=self.poll_interval
             )
-        else:  # PostgreSQL LISTEN/NOTIFY, in-memory listeners: the library's own
-            inner = self.app.recorder.subscribe(gt=after, topics=topics)  # type: ignore[assignment]
-        return EventSubscription(inner, self._decode)
+            return EventSubscription(inner, self._decode)
+        # PostgreSQL LISTEN/NOTIFY, in-memory listeners: the library's own.
+        inner = self.app.recorder.subscribe(gt=after, topics=topics)  # type: ignore[assignment]
+        return EventSubscription(inner, self._decode, safety_poll=SAFETY_POLL_INTERVAL)
 
     # -- lifecycle ------------------------------------------------------------------
     def ping(self) -> None:

@@ -69,11 +69,23 @@ class EventSubscription:
         self,
         inner: ListenNotifySubscription[Any],
         decode: Callable[[Notification], StoredEvent],
+        safety_poll: float | None = None,
     ) -> None:
         self._inner = inner
         self._decode = decode
         self._buffer: deque[StoredEvent] = deque()
         self._closed = False
+        self._stopped = threading.Event()
+        if safety_poll is not None:
+            # The library starts its first pull before its listener is registered (LISTEN
+            # on PostgreSQL, the in-process listener in memory): an event committed in that
+            # window would wait for the next notification. A slow extra wake-up bounds it.
+            threading.Thread(target=self._tick, args=(safety_poll,), daemon=True,
+                             name="event-safety-poll").start()
+
+    def _tick(self, interval: float) -> None:
+        while not self._stopped.wait(interval):
+            self._inner._has_been_notified.set()  # noqa: SLF001
 
     def __enter__(self) -> EventSubscription:
         self._inner.__enter__()
@@ -86,10 +98,12 @@ class EventSubscription:
         tb: TracebackType | None,
     ) -> None:
         self._closed = True
+        self._stopped.set()
         self._inner.__exit__(exc_type, exc, tb)
 
     def stop(self) -> None:
         self._closed = True
+        self._stopped.set()
         self._inner.stop()
 
     def __iter__(self) -> Iterator[StoredEvent]:
