@@ -128,5 +128,35 @@ class DeferredLaunch:
         }
 
 
+@dataclass(frozen=True)
+class PlannedCapacity:
+    """One worker the plan relies on and what it is expected to carry (the packing's answer).
+
+    ``key`` is the worker id, or ``new:<template>:<n>`` for a worker to launch; ``origin``
+    is ``fleet`` (exists as is), ``cancel_drain``, ``restart`` or ``launch``; ``act_at`` is
+    when the restart/launch happens (``now`` or later, if deferred); ``ready_at`` when it
+    can take labs. ``covers`` are the queued instances packed onto it.
+    """
+
+    key: str
+    origin: str
+    template: str
+    worker_id: str | None
+    act_at: datetime
+    ready_at: datetime
+    covers: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "origin": self.origin,
+            "template": self.template,
+            "worker_id": self.worker_id,
+            "act_at": self.act_at.isoformat(),
+            "ready_at": self.ready_at.isoformat(),
+            "covers": list(self.covers),
+        }
+
+
 SCALE_UP_ACTIONS = (RestartWorker, LaunchWorker, CancelDrain)
 SCALE_DOWN_ACTIONS = (StartDraining, StopWorker, TerminateWorker, ForceTerminateLeftovers)

@@ -55,6 +55,7 @@ class Bin:
     worker_id: str | None = None
     packed: list[DemandItem] = field(default_factory=list)
     first_need: datetime | None = None
+    for_warm_minimum: bool = False
 
     @property
     def in_use(self) -> bool:
@@ -161,7 +162,7 @@ def fleet_bin(
 
 def launch_bin(template: TemplateOffer, now: datetime, sequence: int) -> Bin:
     return Bin(
-        key=f"~new:{template.name}:{sequence:06d}",
+        key=f"new:{template.name}:{sequence:06d}",
         origin=LAUNCH,
         template_name=template.name,
         license_type=template.license_type,

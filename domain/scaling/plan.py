@@ -17,6 +17,7 @@ from domain.scaling.actions import (
     SCALE_DOWN_ACTIONS,
     DeferredLaunch,
     LaunchWorker,
+    PlannedCapacity,
     NoAction,
     RestartWorker,
     ScalingAction,
@@ -34,6 +35,7 @@ class ScalingPlan:
     deferred: tuple[DeferredLaunch, ...] = ()
     unplaceable: tuple[str, ...] = ()
     next_decision_at: datetime | None = None
+    capacity_plan: tuple[PlannedCapacity, ...] = ()
     inputs: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -66,6 +68,7 @@ class ScalingPlan:
             "deferred": [d.to_dict() for d in self.deferred],
             "unplaceable": list(self.unplaceable),
             "next_decision_at": self.next_decision_at.isoformat() if self.next_decision_at else None,
+            "capacity_plan": [c.to_dict() for c in self.capacity_plan],
             "inputs": self.inputs,
         }
 

@@ -12,6 +12,7 @@ from domain.scaling.actions import (
     ForceTerminateLeftovers,
     LaunchWorker,
     NoAction,
+    PlannedCapacity,
     RestartWorker,
     ScalingAction,
     StartDraining,
@@ -78,6 +79,7 @@ def assemble(
     late_minutes: dict[str, float],
     per_template: dict[str, dict[str, int]],
     idle_reason: str,
+    capacity_plan: Sequence[PlannedCapacity] = (),
 ) -> ScalingPlan:
     ordered = sorted(actions, key=_sort_key)
     if not ordered:
@@ -99,5 +101,6 @@ def assemble(
         deferred=tuple(deferred_sorted),
         unplaceable=tuple(sorted(unplaceable)),
         next_decision_at=next_decision_at(now, fleet, templates, deferred_sorted, settings),
+        capacity_plan=tuple(sorted(capacity_plan, key=lambda c: c.key)),
         inputs=inputs,
     )

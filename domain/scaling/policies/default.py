@@ -42,6 +42,7 @@ def plan_default(
         unplaceable=up.unplaceable,
         late_minutes=up.late_minutes,
         per_template=up.per_template,
+        capacity_plan=up.capacity,
         idle_reason=_why_nothing(up.deferred, queued),
     )
 

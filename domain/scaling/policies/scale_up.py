@@ -11,7 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from domain.scaling.actions import CancelDrain, DeferredLaunch, LaunchWorker, RestartWorker, ScalingAction
+from domain.scaling.actions import (
+    CancelDrain,
+    DeferredLaunch,
+    LaunchWorker,
+    PlannedCapacity,
+    RestartWorker,
+    ScalingAction,
+)
 from domain.scaling.demand import minutes
 from domain.scaling.inputs import BOOTING_STATES, DemandItem, FleetWorker, ScalingSettings, TemplateOffer, WorkerState
 from domain.scaling.packing import (
@@ -37,6 +44,7 @@ class ScaleUp:
     unplaceable: list[str] = field(default_factory=list)
     late_minutes: dict[str, float] = field(default_factory=dict)
     per_template: dict[str, dict[str, int]] = field(default_factory=dict)
+    capacity: list[PlannedCapacity] = field(default_factory=list)
 
 
 def _count(per_template: dict[str, dict[str, int]], template: str, what: str, n: int = 1) -> None:
@@ -83,6 +91,12 @@ def plan_scale_up(
         elif worker.state is WorkerState.DRAINING and settings.allow_cancel_drain:
             openings.append(fleet_bin(worker, now, by_name, origin=CANCEL_DRAIN))
 
+    # The warm minimum is opened first, so queued demand can use it like any idle worker
+    # (and a second plan finds the same workers pending, not a shortfall).
+    warm = _warm_minimum(now, fleet, templates, settings, openings)
+    idle += warm
+    openings = [b for b in openings if b not in warm]
+
     packing = pack(
         now,
         demand_order(queued, lead),
@@ -96,10 +110,7 @@ def plan_scale_up(
         unplaceable=[i.instance_id for i in packing.unplaceable],
         late_minutes={k: minutes(v) for k, v in sorted(packing.lateness.items())},
     )
-    bins = list(packing.bins)
-    bins += _warm_minimum(now, fleet, templates, settings, packing, openings_left=[
-        b for b in openings if b not in packing.bins and b.origin == RESTART
-    ])
+    bins = list(packing.bins) + [b for b in warm if b not in packing.bins]
     _actions_from_bins(now, bins, settings, result, defer=defer, margin=margin, lead=lead)
     return result
 
@@ -109,44 +120,29 @@ def _warm_minimum(
     fleet: Sequence[FleetWorker],
     templates: Sequence[TemplateOffer],
     settings: ScalingSettings,
-    packing: Packing,
-    *,
-    openings_left: list[Bin],
+    openings: list[Bin],
 ) -> list[Bin]:
-    """Extra bins (restarts first, then launches) to reach ``min_warm`` per template."""
+    """Bins to open now (restarts first, then launches) so each template has ``min_warm`` up."""
     extra: list[Bin] = []
     by_name = {t.name: t for t in templates}
     for template_name, minimum in sorted(settings.min_warm.items()):
-        if minimum <= 0:
-            continue
         warm = sum(
             1
             for w in fleet
             if w.template_name == template_name and (w.state is WorkerState.RUNNING or w.state in BOOTING_STATES)
         )
-        # Openings made now count; deferred ones do not keep anything warm yet.
-        warm += sum(
-            1
-            for b in packing.bins
-            if b.template_name == template_name
-            and b.origin != FLEET
-            and (b.origin == CANCEL_DRAIN or b.action_at(settings.scale_up_margin) <= now)
-        )
         missing = minimum - warm
-        stopped = sorted(
-            (b for b in openings_left if b.template_name == template_name), key=lambda b: b.key
-        )
-        for bin_ in stopped[: max(missing, 0)]:
-            bin_.first_need = now  # wanted warm now
-            extra.append(bin_)
-            missing -= 1
+        if missing <= 0:
+            continue
+        stopped = sorted((b for b in openings if b.origin == RESTART and b.template_name == template_name), key=lambda b: b.key)
+        chosen = stopped[:missing]
         template = by_name.get(template_name)
-        for n in range(max(missing, 0)):
-            if template is None:
-                break
-            bin_ = launch_bin(template, now, 900_000 + n)
-            bin_.first_need = now
-            extra.append(bin_)
+        if template is not None:
+            chosen += [launch_bin(template, now, 900_000 + n) for n in range(missing - len(chosen))]
+        for bin_ in chosen:
+            bin_.first_need = now  # wanted warm now, not later
+            bin_.for_warm_minimum = True
+        extra += chosen
     return extra
 
 
@@ -164,6 +160,12 @@ def _actions_from_bins(
     launches_later: dict[tuple[str, datetime], list[Bin]] = defaultdict(list)
     for bin_ in sorted(bins, key=lambda b: b.key):
         covers = tuple(sorted(i.instance_id for i in bin_.packed))
+        if bin_.origin != FLEET or covers:
+            act_at = now if bin_.origin in (FLEET, CANCEL_DRAIN) or not defer else max(now, bin_.action_at(margin))
+            ready = bin_.earliest_ready if act_at == now else bin_.ready_at(margin)
+            result.capacity.append(
+                PlannedCapacity(bin_.key, bin_.origin, bin_.template_name, bin_.worker_id, act_at, ready, covers)
+            )
         if bin_.origin == FLEET:
             if bin_.packed and bin_.worker_id:
                 result.relied_on.add(bin_.worker_id)
@@ -206,15 +208,20 @@ def _actions_from_bins(
     for template_name, group in sorted(launches_now.items()):
         covers = tuple(sorted(i.instance_id for b in group for i in b.packed))
         need = min(b.first_need or now for b in group)
-        worst = max(group, key=lambda b: (b.earliest_ready - (b.first_need or now)))
-        warm_only = not covers
-        why = (
-            f"keep min_warm for {template_name}: launch {len(group)}"
-            if warm_only
-            else f"{len(covers)} queued instance(s) need capacity by {need.isoformat()}: packed over their "
-            f"hold windows they fill {len(group)} new {template_name} worker(s) after existing capacity"
-        )
-        why += _late_note(now, worst, worst.first_need or now)
+        demand_bins = [b for b in group if b.packed]
+        warm_bins = [b for b in group if b.for_warm_minimum]
+        parts = []
+        if demand_bins:
+            first = min(b.first_need or now for b in demand_bins)
+            worst = max(demand_bins, key=lambda b: b.earliest_ready - (b.first_need or now))
+            parts.append(
+                f"{len(covers)} queued instance(s) need capacity by {first.isoformat()}: packed over their "
+                f"hold windows they fill {len(demand_bins)} new {template_name} worker(s) after existing capacity"
+                + _late_note(now, worst, worst.first_need or now)
+            )
+        if warm_bins:
+            parts.append(f"min_warm {settings.warm_minimum(template_name)} for {template_name}: {len(warm_bins)} launched to keep it")
+        why = "; ".join(parts)
         result.actions.append(
             LaunchWorker(template=template_name, count=len(group), needed_by=need, covers=covers, reason=why)
         )

@@ -37,5 +37,6 @@ def plan_static(
         unplaceable=up.unplaceable,
         late_minutes=up.late_minutes,
         per_template=up.per_template,
+        capacity_plan=up.capacity,
         idle_reason="static fleet already covers the demand; never scales down",
     )
