@@ -116,7 +116,7 @@ class Worker(LrmAggregate):
     class DrainingStarted(LrmAggregate.Event):
         reason: str
         drain_deadline: datetime
-        active_instance_ids: list[str]
+        held_instance_ids: list[str]
 
         def apply(self, aggregate: Worker) -> None:
             aggregate.drain_deadline = self.drain_deadline
@@ -314,7 +314,7 @@ class Worker(LrmAggregate):
         self._record(
             self.DrainingStarted, ctx, reason=reason,
             drain_deadline=ctx.at + timedelta(hours=self.template.drain_timeout_hours),
-            active_instance_ids=sorted(r.instance_id for r in self.ledger.reservations()),
+            held_instance_ids=sorted(r.instance_id for r in self.ledger.reservations()),
         )
 
     def cancel_drain(self, ctx: CommandContext, *, reason: str = "admin") -> None:

@@ -327,3 +327,27 @@ def test_events_round_trip_through_json_and_rebuild_the_same_worker() -> None:
     assert rebuilt == worker and rebuilt.ledger.reservations() == worker.ledger.reservations()
     assert {e.event_name for e in events} >= {"WorkerRequested", "CapacityReserved", "ReservationExtended",
                                                "CapacityReleased", "WorkerStopping", "WorkerRestartRequested"}
+
+
+def test_the_docs_catalogue_lists_every_event_with_its_payload() -> None:
+    import dataclasses
+    from pathlib import Path
+
+    from domain.base import DomainEvent
+    from domain.definition import LabletDefinition
+    from domain.instance import LabletInstance
+    from domain.worker_template import WorkerTemplate
+
+    rows = {}
+    for line in (Path(__file__).resolve().parents[2] / "docs" / "domain.md").read_text().splitlines():
+        cells = [c.strip() for c in line.split("|")]
+        if len(cells) == 6 and cells[2].startswith("`"):
+            rows[(cells[1], cells[2].strip("`"))] = cells[4]
+    skip = {"originator_id", "originator_version", "timestamp", "metadata", "originator_topic"}
+    for aggregate in (WorkerTemplate, LabletDefinition, LabletInstance, Worker):
+        for name, value in vars(aggregate).items():
+            if isinstance(value, type) and issubclass(value, DomainEvent) and name not in {"Event", "Created"}:
+                assert (aggregate.__name__, name) in rows, f"{name} missing from docs/domain.md"
+                for field in dataclasses.fields(value):
+                    if field.name not in skip:
+                        assert field.name in rows[(aggregate.__name__, name)], f"{name}.{field.name} undocumented"
