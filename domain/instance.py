@@ -470,6 +470,9 @@ class LabletInstance(LrmAggregate):
     ) -> LabletInstance:
         if not isinstance(owner_id, str) or not owner_id:
             raise InvalidInput("owner_id", "must be a non-empty string")
+        if instance_id is not None and not instance_id.startswith(f"{cls.stream_prefix()}-"):
+            raise InvalidInput("instance_id", f"must start with '{cls.stream_prefix()}-' (category streams), "
+                               f"got {instance_id!r}")
         if timeslot.start is not None and timeslot.end <= timeslot.start:
             raise InvalidInput("timeslot_end", "must be after timeslot_start")
         return cls._create_with(

@@ -271,6 +271,8 @@ class Worker(LrmAggregate):
         expected_ready_at: datetime | None = None,
     ) -> Worker:
         """A new PENDING worker (decided, not yet launched), with a snapshot of its template."""
+        if worker_id is not None and not worker_id.startswith(f"{cls.stream_prefix()}-"):
+            raise InvalidInput("worker_id", f"must start with '{cls.stream_prefix()}-', got {worker_id!r}")
         return cls._create_with(
             cls.WorkerRequested,
             ctx,

@@ -377,3 +377,39 @@ def test_events_round_trip_through_json_and_rebuild_the_same_instance() -> None:
         "InstanceTerminated",
     ]
     assert all(e.metadata["actor"] == "tester" for e in events)
+
+
+def test_caller_chosen_ids_keep_the_category_prefix() -> None:
+    kwargs: dict[str, Any] = dict(definition_name="d", definition_version="1.0.0", requirements=REQUIREMENTS,
+                                  grading_enabled=False, owner_id="u", timeslot=Timeslot(None, T0 + timedelta(hours=1)),
+                                  ctx=CTX)
+    fixed = "LabletInstance-00000000-0000-0000-0000-000000000001"
+    assert LabletInstance.request_with(instance_id=fixed, **kwargs).id == fixed
+    with pytest.raises(InvalidInput):
+        LabletInstance.request_with(instance_id="booking-1", **kwargs)
+    with pytest.raises(InvalidInput):
+        LabletInstance.request_with(**{**kwargs, "owner_id": ""})
+
+
+def test_request_pins_the_definition_version_and_snapshots_its_requirements() -> None:
+    from domain.definition import DefinitionSpec, LabletDefinition
+
+    class Analysis:
+        title, node_count, placeholders = "t", 5, frozenset({"serial_1"})
+
+    spec = DefinitionSpec.from_dict({
+        "name": "ccna", "form_qualified_name": "F", "lab_yaml_uri": "file:///lab.yaml", "max_duration_minutes": 60,
+        "resource_requirements": {"cpu_cores": 3, "memory_gb": 6, "storage_gb": 9, "nested_virt": True,
+                                  "ami": {"name_pattern": "CML-2.9.*", "min_version": "2.9.0"}},
+        "port_template": [{"name": "serial_1", "protocol": "serial"}], "license_affinity": ["ENTERPRISE"],
+    })
+    version = LabletDefinition.create(spec, "c" * 64, Analysis(), CTX).version_for_new_instance(None)
+    slot = validate_timeslot(T0 + timedelta(hours=2), None, now=T0, max_duration_minutes=60, duration_minutes=30)
+    instance = LabletInstance.request(version, "user-9", slot, CTX, reservation_id="r-1")
+    assert (instance.definition_name, instance.definition_version, instance.grading_enabled) == ("ccna", "1.0.0", False)
+    assert instance.requirements == InstanceRequirements(
+        cpu_cores=3, memory_gb=6, storage_gb=9, node_count=5, port_names=("serial_1",), license_affinity=("ENTERPRISE",),
+        nested_virt=True, ami_name_pattern="CML-2.9.*", ami_min_version="2.9.0", max_duration_minutes=60)
+    assert (instance.timeslot_start, instance.timeslot_end) == (T0 + timedelta(hours=2), T0 + timedelta(hours=2.5))
+    (event,) = instance.collect_events()
+    assert event.requirements["port_names"] == ["serial_1"] and event.reservation_id == "r-1"

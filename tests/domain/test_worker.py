@@ -351,3 +351,9 @@ def test_the_docs_catalogue_lists_every_event_with_its_payload() -> None:
                 for field in dataclasses.fields(value):
                     if field.name not in skip:
                         assert field.name in rows[(aggregate.__name__, name)], f"{name}.{field.name} undocumented"
+
+
+def test_caller_chosen_worker_ids_keep_the_category_prefix() -> None:
+    assert Worker.request(TEMPLATE, CTX, worker_id="Worker-abc").id == "Worker-abc"
+    with pytest.raises(InvalidInput):
+        Worker.request(TEMPLATE, CTX, worker_id="abc")
