@@ -32,6 +32,15 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     return max((at - now).total_seconds(), 0.0)
 
 
+async def _read_at_most(response: httpx.Response, limit: int) -> str:
+    data = b""
+    async for chunk in response.aiter_bytes():
+        data += chunk
+        if len(data) >= limit:
+            break
+    return data[:limit].decode("utf-8", errors="replace")
+
+
 class HttpWebhookSender:
     """Signs each attempt with a fresh ``webhook-timestamp`` (same id and body on retries)."""
 
@@ -56,17 +65,18 @@ class HttpWebhookSender:
         headers.update(webhook_headers(secrets, request.message_id, int(now.timestamp()), body))
         started = time.perf_counter()
         try:
-            response = await self._client.post(
-                request.url, content=body, headers=headers, timeout=timeout, follow_redirects=False
-            )
+            async with self._client.stream(
+                "POST", request.url, content=body, headers=headers, timeout=timeout, follow_redirects=False
+            ) as response:
+                error = None
+                if not response.is_success:
+                    # Read only the start of an error body: enough to explain, never unbounded.
+                    error = (await _read_at_most(response, MAX_ERROR_CHARS)) or response.reason_phrase
         except httpx.TimeoutException as exc:
             return AttemptResult(None, time.perf_counter() - started, f"timeout: {type(exc).__name__}")
         except httpx.HTTPError as exc:
             return AttemptResult(None, time.perf_counter() - started, f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS])
         latency = time.perf_counter() - started
-        error = None
-        if not response.is_success:
-            error = response.text[:MAX_ERROR_CHARS] or response.reason_phrase
         retry_after = parse_retry_after(response.headers.get("retry-after"), self._wall_clock())
         return AttemptResult(response.status_code, latency, error, retry_after)
 

@@ -121,6 +121,14 @@ class SubscriptionWorker:
         self._wake.set()
 
     @property
+    def stopped(self) -> bool:
+        return self._stopping
+
+    @property
+    def start_position(self) -> int:
+        return self._start_position
+
+    @property
     def idle(self) -> bool:
         """Caught up with the feed and nothing left to send."""
         return self._caught_up and not self._queues
@@ -311,8 +319,16 @@ class SubscriptionWorker:
             del self._queues[event.subject]
 
     def _save_checkpoint(self) -> None:
-        positions = [i.event.position for q in self._queues.values() for i in q if not i.redelivery]
-        checkpoint = min(positions) - 1 if positions else self._read_position
+        # Positions only grow along a subject queue (feed order), so the lowest unfinished
+        # position is among the first non-redelivery item of each queue: O(subjects).
+        lowest = None
+        for queue in self._queues.values():
+            for item in queue:
+                if not item.redelivery:
+                    if lowest is None or item.event.position < lowest:
+                        lowest = item.event.position
+                    break
+        checkpoint = lowest - 1 if lowest is not None else self._read_position
         if checkpoint != self._saved_checkpoint:
             self._deps.checkpoints.set(self.target.id, checkpoint)
             self._saved_checkpoint = checkpoint
@@ -423,13 +439,24 @@ class Dispatcher:
         await asyncio.gather(*(task for _, task in entries), return_exceptions=True)
 
     async def _run_worker(self, worker: SubscriptionWorker) -> None:
-        try:
-            await worker.run()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("webhook worker crashed", extra={"subscription": worker.target.id})
-            return
+        sid, failures = worker.target.id, 0
+        while True:
+            try:
+                await worker.run()
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # E.g. the delivery log's database is unreachable: start again from the
+                # checkpoint after a pause rather than stop delivering for good.
+                failures += 1
+                logger.exception("webhook worker crashed; restarting", extra={"subscription": sid})
+                await self._deps.sleep(min(60.0, 2.0**failures))
+                current = self._workers.get(sid)
+                if current is None or current[0] is not worker or worker.stopped:
+                    return
+                worker = SubscriptionWorker(worker.target, self._deps, worker.start_position)
+                self._workers[sid] = (worker, current[1])
         if worker.disabled_reason is not None:
             if self._workers.get(worker.target.id, (None,))[0] is worker:
                 del self._workers[worker.target.id]

@@ -233,3 +233,27 @@ def test_replay_resends_exactly_the_events_after_the_position(receiver, store):
     check_receipt_order(receipts(receiver), expected, dead=set())
     for r in receiver.requests:
         assert json.loads(r.body)["type"] == "ccm.gadget.moved"
+
+
+def test_sender_reports_error_bodies_and_unreachable_receivers(receiver):
+    import asyncio
+
+    from processors.ports.webhooks import EncodedMessage, WebhookRequest
+
+    receiver.respond("m1", 400)
+    message = EncodedMessage({"content-type": "application/json"}, b"{}")
+
+    async def main():
+        sender = HttpWebhookSender()
+        try:
+            bad = await sender.deliver(WebhookRequest(receiver.url(), "m1", message, SECRET), timeout=2)
+            ok = await sender.deliver(WebhookRequest(receiver.url(), "m2", message, SECRET), timeout=2)
+            gone = await sender.deliver(WebhookRequest("http://127.0.0.1:9/hook", "m3", message, SECRET), timeout=2)
+        finally:
+            await sender.aclose()
+        return bad, ok, gone
+
+    bad, ok, gone = asyncio.run(main())
+    assert bad.status == 400 and bad.error == "Bad Request" and bad.latency > 0
+    assert ok.status == 200 and ok.error is None and ok.retry_after is None
+    assert gone.status is None and "ConnectError" in gone.error

@@ -421,3 +421,30 @@ def test_redelivery_mark_survives_a_restart(crash):
     asyncio.run(main())
     assert log.dead_letters() == []
     assert transport.calls[-1].event_id == bad.id and transport.calls[-1].status == 200
+
+
+def test_a_failing_delivery_log_restarts_the_worker_from_its_checkpoint():
+    events = gadget_events(subjects=2, per_subject=3)
+
+    class FlakyLog(InMemoryDeliveryLog):
+        failures = 2
+
+        def record_attempt(self, attempt):
+            if FlakyLog.failures:
+                FlakyLog.failures -= 1
+                raise OSError("database is locked")
+            super().record_attempt(attempt)
+
+    transport = ScriptedTransport(ok)
+    checkpoints = InMemoryCheckpoints()
+
+    async def main():
+        d = make(InMemoryFeed(events), transport, log=FlakyLog(), checkpoints=checkpoints)
+        await d.add(TARGET)
+        await settle(d)
+        await d.close()
+
+    asyncio.run(main())
+    check_at_least_once(receipts(transport), events, dead=set())
+    check_receipt_order(receipts(transport), events, dead=set())
+    assert checkpoints.get(TARGET.id) == events[-1].position
