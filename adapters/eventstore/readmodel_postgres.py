@@ -9,7 +9,12 @@ from typing import Any
 from psycopg_pool import ConnectionPool
 
 from adapters.eventstore.factory import create_schema
-from adapters.eventstore.readmodel_sql import Dialect, Execute, SqlReadModelStore
+from adapters.eventstore.readmodel_sql import (
+    Dialect,
+    Execute,
+    ExecuteMany,
+    SqlReadModelStore,
+)
 from adapters.eventstore.settings import check_identifier, postgres_conninfo
 
 
@@ -42,9 +47,9 @@ class PostgresReadModelStore(SqlReadModelStore):
         self._create_checkpoints_table()
 
     @contextmanager
-    def _write(self) -> Iterator[Execute]:
+    def _write(self) -> Iterator[tuple[Execute, ExecuteMany]]:
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            yield _executor(cur)
+            yield _executor(cur), _many(cur)
 
     @contextmanager
     def _read(self) -> Iterator[Execute]:
@@ -53,6 +58,13 @@ class PostgresReadModelStore(SqlReadModelStore):
 
     def close(self) -> None:
         self._pool.close()
+
+
+def _many(cur: Any) -> ExecuteMany:
+    def execute_many(sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        cur.executemany(sql, rows)
+
+    return execute_many
 
 
 def _executor(cur: Any) -> Execute:

@@ -16,7 +16,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from adapters.eventstore.readmodel_sql import Dialect, Execute, SqlReadModelStore
+from adapters.eventstore.readmodel_sql import (
+    Dialect,
+    Execute,
+    ExecuteMany,
+    SqlReadModelStore,
+)
 
 SQLITE_DIALECT = Dialect(
     placeholder="?",
@@ -50,12 +55,12 @@ class SqliteReadModelStore(SqlReadModelStore):
         return conn
 
     @contextmanager
-    def _write(self) -> Iterator[Execute]:
+    def _write(self) -> Iterator[tuple[Execute, ExecuteMany]]:
         with self._write_lock:
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             try:
-                yield _executor(conn)
+                yield _executor(conn), _many(conn)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -78,6 +83,13 @@ class SqliteReadModelStore(SqlReadModelStore):
             self._readers.clear()
         with self._write_lock:
             self._writer.close()
+
+
+def _many(conn: sqlite3.Connection) -> ExecuteMany:
+    def execute_many(sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        conn.executemany(sql, rows)
+
+    return execute_many
 
 
 def _executor(conn: sqlite3.Connection) -> Execute:
