@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.resolver import VersionedResolver
 
 from domain.errors import InvalidInput
 
@@ -109,11 +110,8 @@ def rewrite_ports(lab_yaml: str, ports: dict[str, int]) -> RewriteResult:
     if not edited:
         return RewriteResult(lab_yaml, replacements)
 
-    resolver = _yaml().resolver
     quoted = {
-        key
-        for key, node in edited.items()
-        if node.style is None and resolver.resolve(ScalarNode, _substitute(node.value, by_name), (True, False)) != _STR
+        key for key, node in edited.items() if node.style is None and not _reads_as_string(_substitute(node.value, by_name))
     }
     text = _apply_edits(lab_yaml, edited, by_name, quoted)
     misread = _misread(text, expected)
@@ -126,6 +124,18 @@ def rewrite_ports(lab_yaml: str, ports: dict[str, int]) -> RewriteResult:
         if misread:
             raise InvalidInput(_FIELD, f"cannot rewrite placeholders in place at {', '.join(sorted(misread))}")
     return RewriteResult(text, replacements)
+
+
+def _reads_as_string(plain: str) -> bool:
+    """Would this plain scalar still be a string, under YAML 1.2 and under 1.1?
+
+    CML's importer may read YAML 1.1 (where ``2000_2001`` or ``20:30`` are integers),
+    so a rewritten plain scalar is left unquoted only if both read it as text.
+    """
+    return all(
+        VersionedResolver(version=version).resolve(ScalarNode, plain, (True, False)) == _STR
+        for version in ((1, 2), (1, 1))
+    )
 
 
 def _substitute(value: str, by_name: dict[str, int]) -> str:
@@ -250,8 +260,8 @@ def _analyse(lab_yaml: str) -> tuple[LabAnalysis, dict[str, ScalarNode]]:
         if "label" in fields:
             _string(fields["label"], f"{path}.label")
         for key in ("x", "y"):
-            if key in fields:
-                _integer(fields[key], f"{path}.{key}")
+            if key in fields and not -15000 <= _integer(fields[key], f"{path}.{key}") <= 15000:
+                raise InvalidInput(_FIELD, f"{path}.{key} must be within -15000..15000")
         interface_ids: set[str] = set()
         if "interfaces" in fields:
             for j, interface in enumerate(_sequence(fields["interfaces"], f"{path}.interfaces")):
@@ -381,7 +391,11 @@ def _string(node: Node, path: str) -> str:
 def _integer(node: Node, path: str) -> int:
     if not isinstance(node, ScalarNode) or node.tag != _INT:
         raise InvalidInput(_FIELD, f"{path} must be an integer ({_where(node)})")
-    return int(node.value.replace("_", ""), 0) if node.value.lower().startswith(("0x", "0o")) else int(node.value)
+    digits = node.value.replace("_", "")
+    try:
+        return int(digits, 0)
+    except ValueError:  # YAML 1.2 reads "010" as decimal ten; int(_, 0) refuses it
+        return int(digits, 10)
 
 
 def _scalars(node: Node, path: str) -> Iterator[tuple[str, ScalarNode]]:

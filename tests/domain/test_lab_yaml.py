@@ -219,3 +219,26 @@ def test_rewrite_of_a_lab_without_placeholders_returns_it_unchanged() -> None:
     result = rewrite_ports(MINIMAL, {"serial_1": 2000})
     assert result.text == MINIMAL
     assert result.replacements == []
+
+
+@pytest.mark.parametrize(
+    ("plain", "quoted"),
+    [
+        ("${A}_${B}", True),  # an integer with digit separators in YAML 1.1 and 1.2
+        ("${A}:${B}", False),  # "2000:2001" is text in both
+        ("${A}.${B}", True),  # a float
+        ("c:${A}", False),
+        ("${A}", True),
+    ],
+)
+def test_plain_scalars_are_quoted_only_when_they_would_not_read_as_text(plain: str, quoted: bool) -> None:
+    text = lab(smart=f"- tag: {plain}\n")
+    result = rewrite_ports(text, {"a": 2000, "b": 2001})
+    value = plain.replace("${A}", "2000").replace("${B}", "2001")
+    assert load(result.text)["smart_annotations"][0]["tag"] == value
+    assert result.text == text.replace(plain, f'"{value}"' if quoted else value)
+
+
+def test_coordinates_must_be_inside_the_canvas() -> None:
+    with pytest.raises(InvalidInput, match=r"nodes\[1\].x must be within -15000..15000"):
+        analyse(MINIMAL.replace("x: 100", "x: 15001"))
