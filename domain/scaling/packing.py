@@ -23,12 +23,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from domain.ledger import Reservation, ReservationLedger
-from domain.resources import FIELDS, Resources
+from domain.ledger import Reservation
+from domain.resources import TOLERANCE, Resources
 from domain.scaling.inputs import BOOTING_STATES, DemandItem, FleetWorker, TemplateOffer, WorkerState
+from domain.scaling.timeline import Timeline, Usage
 
-# The ledger wants a port range; packing ignores ports (demand items carry no port count).
-_ANY_PORTS = (1, 65535)
 _FAR_FUTURE = datetime.max.replace(tzinfo=None)
 
 FLEET = "fleet"
@@ -51,7 +50,7 @@ class Bin:
     hourly_cost: float
     earliest_ready: datetime
     boot: timedelta
-    ledger: ReservationLedger
+    timeline: Timeline
     worker_id: str | None = None
     packed: list[DemandItem] = field(default_factory=list)
     first_need: datetime | None = None
@@ -59,7 +58,7 @@ class Bin:
 
     @property
     def in_use(self) -> bool:
-        return len(self.ledger) > 0
+        return len(self.timeline) > 0
 
     @property
     def flexible(self) -> bool:
@@ -76,35 +75,52 @@ class Bin:
         """When to restart or launch it so it is ready at ``ready_at``."""
         return self.ready_at(margin) - self.boot
 
-    def fits(self, item: DemandItem) -> bool:
-        if not item.accepts_license(self.license_type):
-            return False
-        if item.nested_virt and not self.nested_virt:
-            return False
-        if item.node_count > self.max_nodes or not item.requirements.fits_within(self.capacity):
-            return False
-        return not self.ledger.check(item.requirements, item.node_count, 0, item.hold_start, item.hold_end)
+    def fullness_if_fits(self, item: DemandItem, need: PackingNeed) -> float | None:
+        """Highest share of any resource (or nodes) over the item's window once it is added;
+        None when the item does not fit (licence, nested virt, or any instant over capacity)."""
+        if not item.accepts_license(self.license_type) or (item.nested_virt and not self.nested_virt):
+            return None
+        peak = self.timeline.peak(need.start, need.end)
+        cap = self.limits
+        share = 0.0
+        for k in range(4):
+            total = peak[k] + need.usage[k]
+            if total > cap[k] + TOLERANCE:
+                return None
+            if cap[k] > 0:
+                share = max(share, total / cap[k])
+        return share
 
-    def fullness_with(self, item: DemandItem) -> float:
-        """Highest share of any resource (or nodes) used over the item's window once it is added."""
-        peak, nodes = self.ledger.peak(item.hold_start, item.hold_end)
-        shares = [
-            (getattr(peak, name) + getattr(item.requirements, name)) / getattr(self.capacity, name)
-            for name in FIELDS
-            if getattr(self.capacity, name) > 0
-        ]
-        if self.max_nodes > 0:
-            shares.append((nodes + item.node_count) / self.max_nodes)
-        return max(shares, default=0.0)
+    def fits(self, item: DemandItem) -> bool:
+        return self.fullness_if_fits(item, PackingNeed.of(item)) is not None
+
+    @property
+    def limits(self) -> Usage:
+        c = self.capacity
+        return (c.cpu_cores, c.memory_gb, c.storage_gb, float(self.max_nodes))
 
     def add(self, item: DemandItem, need: datetime) -> None:
-        self.ledger.add(
-            Reservation(item.instance_id, item.requirements, item.node_count, {}, item.hold_start, item.hold_end),
-            verify=False,
-        )
+        self.timeline.add(item.instance_id, item.hold_start, item.hold_end, _usage(item.requirements, item.node_count))
         self.packed.append(item)
         if self.first_need is None or need < self.first_need:
             self.first_need = need
+
+
+def _usage(resources: Resources, nodes: int) -> Usage:
+    return (resources.cpu_cores, resources.memory_gb, resources.storage_gb, float(nodes))
+
+
+@dataclass(frozen=True)
+class PackingNeed:
+    """An item's window and size as plain numbers (computed once per item)."""
+
+    start: float
+    end: float
+    usage: Usage
+
+    @classmethod
+    def of(cls, item: DemandItem) -> PackingNeed:
+        return cls(item.hold_start.timestamp(), item.hold_end.timestamp(), _usage(item.requirements, item.node_count))
 
 
 def template_fits(template: TemplateOffer, item: DemandItem) -> bool:
@@ -117,11 +133,11 @@ def template_fits(template: TemplateOffer, item: DemandItem) -> bool:
     )
 
 
-def _ledger(capacity: Resources, max_nodes: int, reservations: Iterable[Reservation]) -> ReservationLedger:
-    ledger = ReservationLedger(capacity, max_nodes, _ANY_PORTS)
-    for reservation in reservations:
-        ledger.add(reservation, verify=False)
-    return ledger
+def _timeline(reservations: Iterable[Reservation]) -> Timeline:
+    timeline = Timeline()
+    for r in reservations:
+        timeline.add(r.instance_id, r.hold_start, r.hold_end, _usage(r.resources, r.nodes))
+    return timeline
 
 
 def fleet_bin(
@@ -155,7 +171,7 @@ def fleet_bin(
         hourly_cost=template.hourly_cost if template else 0.0,
         earliest_ready=earliest,
         boot=boot,
-        ledger=_ledger(worker.capacity, worker.max_nodes, live),
+        timeline=_timeline(live),
         worker_id=worker.worker_id,
     )
 
@@ -172,7 +188,7 @@ def launch_bin(template: TemplateOffer, now: datetime, sequence: int) -> Bin:
         hourly_cost=template.hourly_cost,
         earliest_ready=now + template.startup,
         boot=template.startup,
-        ledger=_ledger(template.capacity, template.max_nodes, ()),
+        timeline=Timeline(),
     )
 
 
@@ -226,23 +242,27 @@ def pack(
 
     for item in items:
         need = item.needed_by(lead)
+        size = PackingNeed.of(item)
         fitting_templates = [t for t in templates if template_fits(t, item)]
         soonest_launch = min((now + t.startup for t in fitting_templates), default=None)
         # A bin ready after the need is still fine when nothing could be ready sooner.
         deadline = max(need, soonest_launch) if soonest_launch is not None else _FAR_FUTURE
 
+        def fullness(b: Bin) -> float | None:
+            if soonest_launch is not None and b.earliest_ready > deadline:
+                return None
+            return b.fullness_if_fits(item, size)
+
         def acceptable(b: Bin) -> bool:
-            if soonest_launch is None:
-                return b.fits(item)
-            return b.earliest_ready <= deadline and b.fits(item)
+            return fullness(b) is not None
 
         def late(b: Bin) -> timedelta:
             return max(timedelta(0), b.earliest_ready - need)
 
         chosen: Bin | None = None
-        candidates = [b for b in used if acceptable(b)]
-        if candidates:
-            chosen = min(candidates, key=lambda b: (-b.fullness_with(item), b.earliest_ready, b.key))
+        scored = [(f, b) for b in used if (f := fullness(b)) is not None]
+        if scored:
+            chosen = min(scored, key=lambda fb: (-fb[0], fb[1].earliest_ready, fb[1].key))[1]
         if chosen is None:
             candidates = [b for b in idle if acceptable(b)]
             if candidates:

@@ -188,7 +188,7 @@ def _actions_from_bins(
         if bin_.origin == RESTART:
             assert bin_.worker_id is not None
             result.relied_on.add(bin_.worker_id)
-            booked = sum(1 for r in bin_.ledger.reservations() if r.instance_id not in set(covers))
+            booked = sum(1 for i in bin_.timeline.instance_ids if i not in set(covers))
             why = _restart_reason(bin_, covers, booked, need) + _late_note(now, bin_, need)
             if due <= now or not defer:
                 result.actions.append(RestartWorker(worker_id=bin_.worker_id, needed_by=need, covers=covers, reason=why))
