@@ -238,6 +238,8 @@ class ReservationLedger:
     ) -> list[str]:
         """Why a reservation of this size would not fit; empty when it fits at every instant."""
         _require_window(hold_start, hold_end)
+        if isinstance(port_count, bool) or not isinstance(port_count, int) or port_count < 0:
+            raise InvalidInput("port_count", f"must be a non-negative integer, got {port_count!r}")
         overlapping = self._overlapping(hold_start, hold_end)
         reasons = self._capacity_reasons(overlapping, resources, nodes, hold_start, hold_end)
         if port_count > 0:

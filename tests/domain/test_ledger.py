@@ -271,3 +271,18 @@ def test_reservation_keeps_its_own_copy_of_ports() -> None:
     r = booking("a", 1, 0, 1, ports=ports)
     ports["y"] = 2001
     assert r.ports == {"x": 2000}
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        ((Resources(1, 1, 1), -1, 0, at(0), at(1)), "nodes"),
+        ((Resources(1, 1, 1), 1, -1, at(0), at(1)), "port_count"),
+        ((Resources(1, 1, 1), 1, 0, at(1), at(1)), "hold_end"),
+        ((Resources(1, 1, 1), 1, 0, datetime(2026, 1, 1), at(1)), "hold_start"),
+    ],
+)
+def test_check_rejects_invalid_requests(args: tuple, field: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        ledger_with().check(*args)
+    assert caught.value.field == field
