@@ -26,7 +26,7 @@ import random as _random
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from processors.dispatcher.policy import Decision, RetrySchedule, decide
 from processors.dispatcher.targets import SubscriptionTarget
@@ -101,6 +101,7 @@ class SubscriptionWorker:
         self._read_position = 0
         self._saved_checkpoint = -1
         self._caught_up = False
+        self._next_poll_at: datetime | None = None
         self._wake = asyncio.Event()
         self._stopping = False
         self.disabled_reason: str | None = None
@@ -164,12 +165,15 @@ class SubscriptionWorker:
 
     async def _fill(self) -> None:
         deps = self._deps
+        if self._caught_up and self._next_poll_at is not None and deps.clock() < self._next_poll_at:
+            return  # nothing new was announced (wake) and the poll interval has not passed
         while self.pending < deps.config.max_pending:
             try:
                 events = await deps.feed.read_after(self._read_position, deps.config.batch_size)
             except Exception:
                 logger.exception("reading the event feed failed; retrying", extra={"subscription": self.target.id})
                 self._caught_up = True
+                self._next_poll_at = deps.clock() + timedelta(seconds=deps.config.poll_interval)
                 return
             for event in events:
                 if self.target.matches(event):
@@ -177,6 +181,7 @@ class SubscriptionWorker:
                 self._read_position = max(self._read_position, event.position)
             self._caught_up = len(events) < deps.config.batch_size
             if self._caught_up:
+                self._next_poll_at = deps.clock() + timedelta(seconds=deps.config.poll_interval)
                 return
 
     def _enqueue(self, item: _Pending) -> None:
@@ -248,7 +253,8 @@ class SubscriptionWorker:
                 due.append(0.0 if at is None else max((at - now).total_seconds(), 0.0))
         if not self._in_flight and self.pending < self._deps.config.max_pending:
             # While attempts are in flight their completion wakes us; polling can wait.
-            due.append(self._deps.config.poll_interval)
+            poll_at = self._next_poll_at
+            due.append(self._deps.config.poll_interval if poll_at is None else max((poll_at - now).total_seconds(), 0.0))
         return min(due) if due else None
 
     def _finish_done(self) -> None:

@@ -448,3 +448,26 @@ def test_a_failing_delivery_log_restarts_the_worker_from_its_checkpoint():
     check_at_least_once(receipts(transport), events, dead=set())
     check_receipt_order(receipts(transport), events, dead=set())
     assert checkpoints.get(TARGET.id) == events[-1].position
+
+
+def test_the_feed_is_polled_not_read_after_every_attempt():
+    events = gadget_events(subjects=1, per_subject=20)
+
+    class CountingFeed(InMemoryFeed):
+        reads = 0
+
+        async def read_after(self, position, limit):
+            CountingFeed.reads += 1
+            return await super().read_after(position, limit)
+
+    transport = ScriptedTransport(ok)
+
+    async def main():
+        d = make(CountingFeed(events), transport)
+        await d.add(TARGET)
+        await settle(d)
+        await d.close()
+
+    asyncio.run(main())
+    assert len(transport.calls) == 20
+    assert CountingFeed.reads <= 2
