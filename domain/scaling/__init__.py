@@ -18,7 +18,7 @@ from domain.scaling.actions import (
     TerminateWorker,
 )
 from domain.scaling.inputs import DemandItem, FleetWorker, ScalingSettings, TemplateOffer, WorkerState
-from domain.scaling.plan import POLICY_NAMES, ScalingPlan, plan
+from domain.scaling.plan import POLICY_NAMES, ScalingPlan, plan, record_inputs, replay
 
 __all__ = [
     "POLICY_NAMES",
@@ -39,4 +39,6 @@ __all__ = [
     "TerminateWorker",
     "WorkerState",
     "plan",
+    "record_inputs",
+    "replay",
 ]

@@ -183,6 +183,12 @@ class TemplateOffer:
             "ami_pattern": self.ami_pattern,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TemplateOffer:
+        values = dict(data)
+        values["capacity"] = Resources.from_dict(dict(values["capacity"]))
+        return cls(**values)
+
 
 @dataclass(frozen=True)
 class DemandItem:
@@ -235,6 +241,21 @@ class DemandItem:
             "queued": self.queued,
             "nested_virt": self.nested_virt,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DemandItem:
+        timeslot = data.get("timeslot_start")
+        return cls(
+            instance_id=data["instance_id"],
+            requirements=Resources.from_dict(dict(data["requirements"])),
+            node_count=int(data["node_count"]),
+            license_affinity=tuple(data.get("license_affinity", ())),
+            hold_start=datetime.fromisoformat(data["hold_start"]),
+            hold_end=datetime.fromisoformat(data["hold_end"]),
+            timeslot_start=datetime.fromisoformat(timeslot) if timeslot else None,
+            queued=bool(data.get("queued", True)),
+            nested_virt=bool(data.get("nested_virt", False)),
+        )
 
 
 @dataclass(frozen=True)
@@ -292,3 +313,21 @@ class ScalingSettings:
             "stop_between_reservations": self.stop_between_reservations,
             "allow_cancel_drain": self.allow_cancel_drain,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ScalingSettings:
+        def seconds(name: str, default: timedelta) -> timedelta:
+            value = data.get(f"{name}_seconds")
+            return default if value is None else timedelta(seconds=float(value))
+
+        base = cls()
+        return cls(
+            horizon=seconds("horizon", base.horizon),
+            grace_period=seconds("grace_period", base.grace_period),
+            instantiation_lead=seconds("instantiation_lead", base.instantiation_lead),
+            min_warm=dict(data.get("min_warm", {})),
+            stopped_retention=seconds("stopped_retention", base.stopped_retention),
+            scale_up_margin=seconds("scale_up_margin", base.scale_up_margin),
+            stop_between_reservations=bool(data.get("stop_between_reservations", base.stop_between_reservations)),
+            allow_cancel_drain=bool(data.get("allow_cancel_drain", base.allow_cancel_drain)),
+        )

@@ -109,3 +109,36 @@ def plan(
     templates = tuple(sorted(templates, key=lambda t: t.name))
     demand = tuple(sorted(demand, key=lambda d: d.instance_id))
     return policies[policy](now, fleet, templates, demand, settings or ScalingSettings())
+
+
+def record_inputs(
+    now: datetime,
+    fleet: Iterable[FleetWorker],
+    templates: Iterable[TemplateOffer],
+    demand: Iterable[DemandItem],
+    settings: ScalingSettings | None = None,
+) -> dict[str, Any]:
+    """The complete inputs of a decision, JSON-friendly: what :func:`replay` needs.
+
+    (``ScalingPlan.inputs`` is only a summary; store this when a decision must be re-run,
+    e.g. ``lablet replay`` under another policy.)
+    """
+    return {
+        "now": now.isoformat(),
+        "fleet": [w.to_dict() for w in sorted(fleet, key=lambda w: w.worker_id)],
+        "templates": [t.to_dict() for t in sorted(templates, key=lambda t: t.name)],
+        "demand": [d.to_dict() for d in sorted(demand, key=lambda d: d.instance_id)],
+        "settings": (settings or ScalingSettings()).to_dict(),
+    }
+
+
+def replay(record: dict[str, Any], policy: str = "default") -> ScalingPlan:
+    """Plan again from :func:`record_inputs` output (same policy → an equal plan)."""
+    return plan(
+        datetime.fromisoformat(record["now"]),
+        [FleetWorker.from_dict(w) for w in record["fleet"]],
+        [TemplateOffer.from_dict(t) for t in record["templates"]],
+        [DemandItem.from_dict(d) for d in record["demand"]],
+        ScalingSettings.from_dict(record["settings"]),
+        policy=policy,
+    )

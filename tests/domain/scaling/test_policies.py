@@ -8,7 +8,7 @@ import random
 import pytest
 
 from domain.errors import InvalidInput
-from domain.scaling import POLICY_NAMES, ScalingSettings, plan
+from domain.scaling import POLICY_NAMES, ScalingSettings, plan, record_inputs, replay
 from tests.domain.scaling.builders import at, booking, kinds, launched, personal, worker
 
 TPL = personal()
@@ -107,3 +107,16 @@ def test_next_decision_at_points_at_the_next_change() -> None:
     result = plan(at(0), fleet, [TPL], [])
     # the hold (08:45-09:30) begins within the grace period at 08:15
     assert result.next_decision_at == at(15)
+
+
+@pytest.mark.parametrize("policy", POLICY_NAMES)
+def test_recorded_inputs_replay_to_an_equal_plan(policy: str) -> None:
+    fleet = [
+        worker("w1", holds=[booking("x", 30, 60, queued=False)], active=["x"]),
+        worker("s1", "STOPPED", since=at(-3000)),
+        worker("p1", "PROVISIONING", ready_at=at(10)),
+    ]
+    demand = [booking(f"a{k}", 40, 60) for k in range(25)] + [booking("asap", 0, asap=True), booking("b", 90, queued=False)]
+    config = ScalingSettings(min_warm={"personal-standard": 1}, stop_between_reservations=True)
+    record = json.loads(json.dumps(record_inputs(at(20), fleet, [TPL], demand, config)))
+    assert replay(record, policy) == plan(at(20), fleet, [TPL], demand, config, policy=policy)
