@@ -36,7 +36,7 @@ def store(tmp_path):
     s.close()
 
 
-def start(feed, store, tgt, *, schedule=FAST, on_disable=None, start_position=0):
+def start(feed, store, tgt, *, schedule=FAST, on_disable=None, start_position=0, poll_interval=0.05):
     sender: list[HttpWebhookSender] = []
 
     def factory():
@@ -48,7 +48,7 @@ def start(feed, store, tgt, *, schedule=FAST, on_disable=None, start_position=0)
             log=store,
             checkpoints=store,
             on_disable=on_disable,
-            config=DispatcherConfig(schedule=schedule, timeout=0.3, poll_interval=0.05, max_concurrency=4),
+            config=DispatcherConfig(schedule=schedule, timeout=0.3, poll_interval=poll_interval, max_concurrency=4),
         )
 
     async def close_sender():
@@ -257,3 +257,19 @@ def test_sender_reports_error_bodies_and_unreachable_receivers(receiver):
     assert bad.status == 400 and bad.error == "Bad Request" and bad.latency > 0
     assert ok.status == 200 and ok.error is None and ok.retry_after is None
     assert gone.status is None and "ConnectError" in gone.error
+
+
+def test_notify_from_another_thread_wakes_the_dispatcher(receiver, store):
+    events = gadget_events(subjects=2, per_subject=3)
+    feed = InMemoryFeed(events[:2])
+    # A poll interval longer than the wait below: only notify() can explain a delivery.
+    thread = start(feed, store, target(receiver), poll_interval=60)
+    try:
+        receiver.wait_for(lambda: len(receiver.ok()) == 2)
+        for e in events[2:]:
+            feed.append(e)
+        thread.notify()
+        receiver.wait_for(lambda: len(receiver.ok()) == len(events), timeout=10)
+    finally:
+        thread.stop()
+    check_receipt_order(receipts(receiver), events, dead=set())
