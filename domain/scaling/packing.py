@@ -28,8 +28,6 @@ from domain.resources import TOLERANCE, Resources
 from domain.scaling.inputs import BOOTING_STATES, DemandItem, FleetWorker, TemplateOffer, WorkerState
 from domain.scaling.timeline import Timeline, Usage
 
-_FAR_FUTURE = datetime.max.replace(tzinfo=None)
-
 FLEET = "fleet"
 CANCEL_DRAIN = "cancel_drain"
 RESTART = "restart"
@@ -245,11 +243,12 @@ def pack(
         size = PackingNeed.of(item)
         fitting_templates = [t for t in templates if template_fits(t, item)]
         soonest_launch = min((now + t.startup for t in fitting_templates), default=None)
-        # A bin ready after the need is still fine when nothing could be ready sooner.
-        deadline = max(need, soonest_launch) if soonest_launch is not None else _FAR_FUTURE
+        # A bin ready after the need is still fine when no launch could be ready sooner;
+        # when no template fits at all, any existing worker that fits will do.
+        deadline = max(need, soonest_launch) if soonest_launch is not None else None
 
         def fullness(b: Bin) -> float | None:
-            if soonest_launch is not None and b.earliest_ready > deadline:
+            if deadline is not None and b.earliest_ready > deadline:
                 return None
             return b.fullness_if_fits(item, size)
 

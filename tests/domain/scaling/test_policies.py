@@ -120,3 +120,20 @@ def test_recorded_inputs_replay_to_an_equal_plan(policy: str) -> None:
     config = ScalingSettings(min_warm={"personal-standard": 1}, stop_between_reservations=True)
     record = json.loads(json.dumps(record_inputs(at(20), fleet, [TPL], demand, config)))
     assert replay(record, policy) == plan(at(20), fleet, [TPL], demand, config, policy=policy)
+
+
+def test_template_offer_from_a_worker_template_spec() -> None:
+    from domain.resources import Resources
+    from domain.scaling import TemplateOffer
+    from domain.worker_template import PortRange, WorkerTemplateSpec
+
+    spec = WorkerTemplateSpec(
+        name="personal-standard", instance_type="m5zn.metal", capacity=Resources(48, 192, 500),
+        license_type="PERSONAL", max_nodes=20, ami_pattern="CML-2.9.*", region="eu-west-1",
+        port_range=PortRange(2000, 2999), hourly_cost=4.5, startup_minutes=18,
+    )
+    offer = TemplateOffer.from_spec(spec)
+    assert (offer.name, offer.max_nodes, offer.license_type, offer.startup_minutes, offer.restart_minutes) == (
+        "personal-standard", 20, "PERSONAL", 18, 5
+    )
+    assert offer.hourly_cost == 4.5 and offer.nested_virt and offer.ami_pattern == "CML-2.9.*"

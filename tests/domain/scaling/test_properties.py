@@ -13,6 +13,7 @@ from domain.errors import InsufficientCapacity
 from domain.ledger import Reservation, ReservationLedger
 from domain.resources import Resources
 from domain.scaling import (
+    POLICY_NAMES,
     CancelDrain,
     DemandItem,
     FleetWorker,
@@ -117,10 +118,10 @@ PROPERTY_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_che
 
 
 @PROPERTY_SETTINGS
-@given(scenario())
-def test_no_worker_with_an_active_lab_is_stopped_or_drained_except_by_drain_timeout(case) -> None:
+@given(scenario(), st.sampled_from(POLICY_NAMES))
+def test_no_worker_with_an_active_lab_is_stopped_or_drained_except_by_drain_timeout(case, policy: str) -> None:
     fleet, templates, demand, config = case
-    result = plan(NOW, fleet, templates, demand, config)
+    result = plan(NOW, fleet, templates, demand, config, policy=policy)
     by_id = {w.worker_id: w for w in fleet}
     forced = {a.worker_id for a in result.actions if isinstance(a, ForceTerminateLeftovers)}
     for action in result.actions:
