@@ -25,6 +25,7 @@ class Container:
         self.store = self._open_store()
         self.read_models = self._open_read_models()
         self.projection_runner = ProjectionRunner(self.store, self.read_models, discover_projections())
+        self._wire_control_api()
         self._started = False
 
     def _open_store(self):  # noqa: ANN202 - adapters.eventstore.store.EventStore
@@ -51,6 +52,53 @@ class Container:
 
         return SqliteReadModelStore(settings.readmodel_sqlite_path())
 
+    # -- control API: worker templates, definitions (+ artifact store), workers ----------
+    def _wire_control_api(self) -> None:
+        from processors.commands.definitions import DefinitionService
+        from processors.commands.templates import TemplateService
+        from processors.commands.workers import WorkerService
+        from projections.readmodels.workers import WorkerQueries
+
+        self.artifacts = self._open_artifacts()
+        worker_queries = WorkerQueries(self.read_models)
+
+        def live_workers_of(template_name: str) -> list[str]:
+            # Catch up first: a worker provisioned a moment ago must block the removal.
+            self.wait_for_position(self.store.max_position(), self.settings.read_wait_seconds)
+            return worker_queries.live_workers_of(template_name)
+
+        self.template_service = TemplateService(self.store, live_workers_of)
+        self.definition_service = DefinitionService(self.store, self.artifacts)
+        self.worker_service = WorkerService(self.store)
+
+    def _open_artifacts(self):  # noqa: ANN202 - adapters.artifacts.blocking.BlockingArtifactStore
+        from adapters.artifacts.blocking import BlockingArtifactStore
+
+        if self.settings.artifacts == "s3":
+            from adapters.artifacts.s3 import S3ArtifactStore
+            from adapters.artifacts.s3_settings import S3Settings
+
+            overrides = {k: v for k, v in {"bucket": self.settings.s3_bucket,
+                                           "endpoint_url": self.settings.s3_endpoint_url}.items() if v}
+            return BlockingArtifactStore(S3ArtifactStore(S3Settings(**overrides)))
+        from adapters.artifacts.local import LocalArtifactStore
+
+        return BlockingArtifactStore(LocalArtifactStore.in_data_dir(self.settings.data_dir))
+
+    def seed_worker_templates(self) -> list[str]:
+        """Create the templates of the seed file whose names are unknown (never overwrite)."""
+        from domain.context import CommandContext
+        from domain.worker_template import parse_templates_yaml
+
+        path = self.settings.worker_templates_file
+        if not path.is_file():
+            return []
+        ctx = CommandContext(at=self.clock.now(), actor="system:seed", causation_id=f"seed:{path.name}")
+        created = self.template_service.seed(parse_templates_yaml(path.read_text()), ctx)
+        if created:
+            log.info("worker_templates_seeded", names=created, path=str(path))
+        return created
+
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
         if self._started:
@@ -58,6 +106,7 @@ class Container:
         self._started = True
         if self.tokens_path is not None:
             log.info("api_tokens_generated", path=str(self.tokens_path))
+        self.seed_worker_templates()
         self.projection_runner.start()
 
     def stop(self) -> None:
@@ -66,6 +115,7 @@ class Container:
         self._started = False
         self.projection_runner.stop()
         self.read_models.close()
+        self.artifacts.close()
         self.store.close()
 
     # -- health ----------------------------------------------------------------------

@@ -31,6 +31,14 @@ class Settings(BaseSettings):
     time_scale: float = Field(
         1.0, gt=0, description="simulated cloud/CML speed-up: 60 = a 20 min boot takes 20 s"
     )
+    # Artifact store (lab YAML, evidence): a directory under data_dir, or S3 (other LRM_S3_* too).
+    artifacts: Literal["local", "s3"] = "local"
+    s3_bucket: str = ""
+    s3_endpoint_url: str = ""
+    worker_templates_file: Path = Field(
+        Path(__file__).resolve().parents[1] / "config" / "worker-templates.yaml",
+        description="seeded at start-up: unknown names are created, existing ones never overwritten",
+    )
 
     @field_validator("store_url")
     @classmethod

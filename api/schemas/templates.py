@@ -1,0 +1,106 @@
+"""Bodies of ``/worker-templates``: the SPEC §3.1 fields, strictly typed, unknown fields refused."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.naming import MAX_NAME_LENGTH
+
+NAME = Field(max_length=MAX_NAME_LENGTH)
+TEXT = Field(max_length=2000)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class CapacityIn(Strict):
+    cpu_cores: float = Field(gt=0, le=1e6)
+    memory_gb: float = Field(gt=0, le=1e9)
+    storage_gb: float = Field(gt=0, le=1e9)
+
+
+class PortRangeIn(Strict):
+    start: int
+    end: int
+
+
+class WorkerTemplateIn(Strict):
+    """``name`` comes from the path; if the body repeats it, the two must agree."""
+
+    name: str | None = Field(None, max_length=MAX_NAME_LENGTH)
+    description: str = Field("", max_length=2000)
+    instance_type: str = Field(min_length=1, max_length=100)
+    capacity: CapacityIn
+    license_type: str = Field(max_length=20, description="PERSONAL | ENTERPRISE | EVALUATION")
+    max_nodes: int
+    ami_pattern: str = Field(min_length=1, max_length=200, description="glob, e.g. CML-2.9.*")
+    ami_version: str = Field("", max_length=100)
+    region: str = Field(min_length=1, max_length=100)
+    port_range: PortRangeIn
+    startup_minutes: int = 20
+    restart_minutes: int = 5
+    hourly_cost: float
+    drain_timeout_hours: float = 4
+    nested_virt: bool = True
+    tags: dict[str, str] = Field(default_factory=dict, max_length=100)
+
+    def spec_fields(self, name: str) -> dict[str, Any]:
+        data = self.model_dump()
+        data["name"] = name
+        return data
+
+
+class CapacityOut(BaseModel):
+    cpu_cores: float
+    memory_gb: float
+    storage_gb: float
+
+
+class PortRangeOut(BaseModel):
+    start: int
+    end: int
+
+
+class WorkerTemplateOut(BaseModel):
+    name: str
+    description: str
+    instance_type: str
+    capacity: CapacityOut
+    license_type: str
+    max_nodes: int
+    ami_pattern: str
+    ami_version: str
+    region: str
+    port_range: PortRangeOut
+    startup_minutes: int
+    restart_minutes: int
+    hourly_cost: float
+    drain_timeout_hours: float
+    nested_virt: bool
+    tags: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+    stream_version: int
+    position: int | None = None
+
+
+class WorkerTemplatePage(BaseModel):
+    items: list[WorkerTemplateOut]
+    next_cursor: str | None
+
+
+class TemplateWrittenOut(BaseModel):
+    name: str
+    created: bool
+    changed_fields: list[str]
+    position: int
+
+
+class PositionOut(BaseModel):
+    """What a command answers: the global event position it produced (use as ``min_position``)."""
+
+    position: int

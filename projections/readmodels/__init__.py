@@ -1,0 +1,1 @@
+"""Read models of the API: every module here with a ``PROJECTIONS`` sequence is run by the container."""
