@@ -23,13 +23,17 @@ def open_event_store(
     postgres_url: str | None = None,
     schema: str | None = None,
     poll_interval: float = DEFAULT_POLL_INTERVAL,
+    esdb_uri: str | None = None,
 ) -> EventStore:
     """Open (creating tables if needed) the event store.
 
     - ``memory``: in-process, for tests and simulation;
     - ``sqlite``: one file (WAL, synchronous=FULL: the library's defaults);
     - ``postgres``: ``postgresql://user:pw@host:port/db``; ``schema`` isolates
-      deployments and tests (created if missing).
+      deployments and tests (created if missing);
+    - ``esdb``: EventStoreDB at ``esdb_uri`` (``esdb://host:2113?Tls=false``, or
+      ``fake://<name>`` for the in-process fake); ``schema`` becomes a stream/type
+      namespace (docs/event-store-esdb.md).
     """
     if kind == "memory":
         env = {**_COMMON, "PERSISTENCE_MODULE": "eventsourcing.popo"}
@@ -46,6 +50,12 @@ def open_event_store(
             create_schema(postgres_url, schema)
         env = {**_COMMON, "PERSISTENCE_MODULE": "eventsourcing.postgres",
                **postgres_env(postgres_url, schema)}
+    elif kind == "esdb":
+        if not esdb_uri:
+            raise ValueError("esdb_uri is required for the esdb event store")
+        from adapters.eventstore.esdb import esdb_env  # grpc is loaded only when used
+
+        env = esdb_env(esdb_uri, namespace=schema or "")
     else:
         raise ValueError(f"unknown event store kind {kind!r}")
     return EventStore(LrmApplication(env=env), kind, poll_interval=poll_interval)
