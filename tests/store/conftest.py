@@ -19,6 +19,8 @@ from adapters.eventstore.readmodel_postgres import PostgresReadModelStore
 from adapters.eventstore.readmodel_sqlite import SqliteReadModelStore
 
 POSTGRES_URL = os.environ.get("LRM_TEST_POSTGRES_URL", "")
+if os.environ.get("LRM_TEST_REQUIRE_POSTGRES") and not POSTGRES_URL:
+    raise RuntimeError("LRM_TEST_REQUIRE_POSTGRES is set but LRM_TEST_POSTGRES_URL is not")
 BACKENDS = [
     "memory",
     "sqlite",
