@@ -225,6 +225,8 @@ class LabletInstance(LrmAggregate):
             aggregate.hold_start = None
             aggregate.hold_end = None
             aggregate.placement_decision_id = None
+            aggregate.last_placement_failure = None
+            aggregate.lab_yaml_uri = None
             aggregate.cml_lab_id = None
             aggregate.user_session = None
             aggregate.grading_session = None
@@ -236,6 +238,26 @@ class LabletInstance(LrmAggregate):
             aggregate.stop_reason = None
             aggregate.termination_reason = None
             aggregate.phase_times = {S.PENDING.value: self.timestamp}
+
+    class PlacementDecided(LrmAggregate.Event):
+        """The scheduler chose a worker (recorded with ``InstanceScheduled`` in one save)."""
+
+        decision_id: str
+        worker_id: str
+        decision: dict[str, Any]
+
+        def apply(self, aggregate: LabletInstance) -> None:
+            aggregate.last_placement_failure = None
+
+    class PlacementFailed(LrmAggregate.Event):
+        """Nothing fitted: the instance stays PENDING (queued); ``summary`` says why in short."""
+
+        decision_id: str
+        summary: str
+        decision: dict[str, Any]
+
+        def apply(self, aggregate: LabletInstance) -> None:
+            aggregate.last_placement_failure = self.summary
 
     class InstanceScheduled(LrmAggregate.Event):
         worker_id: str
@@ -276,10 +298,13 @@ class LabletInstance(LrmAggregate):
     class InstantiationStarted(LrmAggregate.Event):
         attempt: int
         worker_id: str | None
+        lab_yaml_uri: str | None = None  # the lab YAML with the ports rewritten (artifact store)
 
         def apply(self, aggregate: LabletInstance) -> None:
             aggregate.instantiation_attempt = self.attempt
             aggregate.awaiting_retry = False
+            if self.lab_yaml_uri is not None:
+                aggregate.lab_yaml_uri = self.lab_yaml_uri
             aggregate._enter(S.INSTANTIATING, self.timestamp)
 
     class LabImported(LrmAggregate.Event):
@@ -412,6 +437,8 @@ class LabletInstance(LrmAggregate):
         hold_start: datetime | None
         hold_end: datetime | None
         placement_decision_id: str | None
+        last_placement_failure: str | None
+        lab_yaml_uri: str | None
         cml_lab_id: str | None
         user_session: dict[str, Any] | None
         grading_session: dict[str, Any] | None
@@ -517,6 +544,26 @@ class LabletInstance(LrmAggregate):
 
     # -- placement ---------------------------------------------------------------------
 
+    def record_placement_decided(
+        self, decision_id: str, worker_id: str, decision: Mapping[str, Any], ctx: CommandContext
+    ) -> None:
+        """Record why ``worker_id`` was chosen; follow with ``schedule`` in the same save."""
+        self._require(S.SCHEDULED, "record a placement decision", sources=frozenset({S.PENDING}))
+        self._record(self.PlacementDecided, ctx, decision_id=decision_id, worker_id=worker_id,
+                     decision=_require_mapping(decision, "decision"))
+
+    def record_placement_failed(
+        self, decision_id: str, summary: str, decision: Mapping[str, Any], ctx: CommandContext
+    ) -> bool:
+        """Record why nothing fitted; a no-op (False) when the last failure said the same."""
+        if self.state is not S.PENDING:
+            raise IllegalTransition("LabletInstance", self.state.value, "record a placement failure")
+        if self.last_placement_failure == summary:
+            return False
+        self._record(self.PlacementFailed, ctx, decision_id=decision_id, summary=summary,
+                     decision=_require_mapping(decision, "decision"))
+        return True
+
     def schedule(
         self,
         worker_id: str,
@@ -561,7 +608,7 @@ class LabletInstance(LrmAggregate):
 
     # -- instantiation -----------------------------------------------------------------
 
-    def start_instantiation(self, attempt: int, ctx: CommandContext) -> None:
+    def start_instantiation(self, attempt: int, ctx: CommandContext, *, lab_yaml_uri: str | None = None) -> None:
         """Attempt 1 from SCHEDULED; attempt n+1 after attempt n failed and may be retried."""
         if self.state is S.INSTANTIATING and not self.awaiting_retry and attempt == self.instantiation_attempt:
             return  # this attempt is already running
@@ -572,7 +619,8 @@ class LabletInstance(LrmAggregate):
         expected = self.instantiation_attempt + 1
         if attempt != expected:
             raise Conflict(f"instantiation attempt {attempt} requested, next attempt is {expected}")
-        self._record(self.InstantiationStarted, ctx, attempt=attempt, worker_id=self.worker_id)
+        self._record(self.InstantiationStarted, ctx, attempt=attempt, worker_id=self.worker_id,
+                     lab_yaml_uri=lab_yaml_uri or self.lab_yaml_uri)
 
     def _require_attempt_running(self, action: str) -> None:
         if self.state is not S.INSTANTIATING or self.awaiting_retry:
