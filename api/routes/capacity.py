@@ -19,7 +19,7 @@ router = APIRouter(tags=["capacity"])
 
 Readers = Annotated[Principal, Depends(require(Role.INSTRUCTOR))]
 From = Annotated[datetime | None, Query(alias="from", description="window start (RFC 3339); default now")]
-To = Annotated[datetime | None, Query(description="window end (RFC 3339, exclusive); default from + 24 h")]
+To = Annotated[datetime | None, Query(alias="to", description="window end (RFC 3339, exclusive); default from + 24 h")]
 DEFAULT_WINDOW = timedelta(hours=24)
 
 
