@@ -34,6 +34,7 @@ from uuid import uuid4
 from esdbclient import DEFAULT_EXCLUDE_FILTER, NewEvent, RecordedEvent, StreamState
 from esdbclient.common import construct_filter_exclude_regex, construct_filter_include_regex
 from esdbclient.exceptions import (
+    ConsumerTooSlow,
     GrpcDeadlineExceeded,
     GrpcError,
     NotFound,
@@ -63,6 +64,7 @@ class FakeEventStoreDBServer:
         self._appends = 0
         self._system_events = system_events
         self._lost_responses = 0
+        self.generation = 0  # bumped when the server drops its subscriptions
         self.on_append: Callable[[str], None] | None = None
         if system_events:  # what a fresh server already holds
             self._write_system("$projections-$all", "$ProjectionsInitialized")
@@ -73,6 +75,12 @@ class FakeEventStoreDBServer:
         """The next ``count`` appends are committed, but their response is lost."""
         with self._changed:
             self._lost_responses += count
+
+    def drop_subscriptions(self) -> None:
+        """Abort every live subscription, as a restarting or overloaded server does."""
+        with self._changed:
+            self.generation += 1
+            self._changed.notify_all()
 
     # -- writes ----------------------------------------------------------------------------
     def append(
@@ -164,12 +172,19 @@ class FakeEventStoreDBServer:
             raise InvalidCommitPosition(f"no record at commit position {commit_position}")
         return index
 
-    def wait_after(self, index: int, stopped: threading.Event) -> RecordedEvent | None:
+    def wait_after(
+        self, index: int, stopped: threading.Event, generation: int
+    ) -> RecordedEvent | None:
         """The record at ``index`` of the log, waiting for it; ``None`` once stopped."""
         with self._changed:
-            while index >= len(self._log) and not stopped.is_set():
+            while True:
+                if stopped.is_set():
+                    return None
+                if generation != self.generation:
+                    raise ConsumerTooSlow("fake: the server dropped the subscription")
+                if index < len(self._log):
+                    return self._log[index]
                 self._changed.wait()
-            return None if stopped.is_set() else self._log[index]
 
     def end_index(self) -> int:
         with self._changed:
@@ -215,11 +230,12 @@ class FakeCatchupSubscription(Iterator[RecordedEvent]):
         self._index = index
         self._accept = accept
         self._stopped = threading.Event()
+        self._generation = server.generation
         self.subscription_id = str(uuid4())
 
     def __next__(self) -> RecordedEvent:
         while True:
-            event = self._server.wait_after(self._index, self._stopped)
+            event = self._server.wait_after(self._index, self._stopped, self._generation)
             if event is None:
                 raise StopIteration
             self._index += 1
@@ -229,6 +245,10 @@ class FakeCatchupSubscription(Iterator[RecordedEvent]):
     def stop(self) -> None:
         self._stopped.set()
         self._server.wake()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
 
     def __enter__(self) -> FakeCatchupSubscription:
         return self
@@ -361,6 +381,7 @@ class FakeEventStoreDBClient:
         subscription = FakeCatchupSubscription(
             self.server, index, _filter(filter_exclude, filter_include, filter_by_stream_name)
         )
+        self._subscriptions = [s for s in self._subscriptions if not s.stopped]
         self._subscriptions.append(subscription)
         return subscription
 
