@@ -91,8 +91,11 @@ class EsdbAggregateRecorder(AggregateRecorder):
         if len(appends) > 1:
             # Fail before writing anything when a stream is already stale: without
             # multi-stream transactions this keeps partial saves to a true race.
-            for append in appends:
-                self._check_not_stale(append)
+            try:
+                for append in appends:
+                    self._check_not_stale(append)
+            except EventStoreDBClientException as error:
+                raise OperationalError(f"checking revisions failed: {error}") from error
         positions: dict[int, int] = {}
         appended: list[str] = []
         for append in appends:
@@ -105,7 +108,9 @@ class EsdbAggregateRecorder(AggregateRecorder):
             except WrongCurrentVersion as error:
                 raise _conflict(append, appended, str(error)) from error
             except EventStoreDBClientException as error:
-                raise OperationalError(f"appending to {append.stream} failed: {error}") from error
+                saved = f" ({', '.join(appended)} saved)" if appended else ""
+                raise OperationalError(f"appending to {append.stream} failed{saved}: {error}") \
+                    from error
             if not append.is_stored_as(stored):
                 # Same ids at the same revisions make the server answer "already done"
                 # (its idempotent writes) even when the events differ: ids derive from
