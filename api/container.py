@@ -26,6 +26,7 @@ class Container:
         self.read_models = self._open_read_models()
         self.projection_runner = ProjectionRunner(self.store, self.read_models, discover_projections())
         self._wire_control_api()
+        self._wire_instance_api()
         self._started = False
 
     def _open_store(self):  # noqa: ANN202 - adapters.eventstore.store.EventStore
@@ -84,6 +85,16 @@ class Container:
         from adapters.artifacts.local import LocalArtifactStore
 
         return BlockingArtifactStore(LocalArtifactStore.in_data_dir(self.settings.data_dir))
+
+    # -- instance API: instances, timelines, the event feed ------------------------------
+    def _wire_instance_api(self) -> None:
+        from processors.commands.instances import InstanceService
+        from projections.readmodels.instances import InstanceQueries
+        from projections.readmodels.timeline import TimelineQueries
+
+        self.instance_service = InstanceService(self.store)
+        self.instance_queries = InstanceQueries(self.read_models)
+        self.timeline_queries = TimelineQueries(self.read_models)
 
     def seed_worker_templates(self) -> list[str]:
         """Create the templates of the seed file whose names are unknown (never overwrite)."""
@@ -151,6 +162,9 @@ class Container:
     def refresh_gauges(self) -> None:
         for row in self.projection_status():
             self.metrics.projection_lag.labels(row["name"]).set(row["lag"])
+        if self._started:  # the read-model tables exist once the runner has prepared them
+            for state, count in self.instance_queries.count_by_state().items():
+                self.metrics.instances_by_state.labels(state).set(count)
 
     def rebuild_projections(self, name: str | None = None) -> None:
         if name is None:

@@ -1,0 +1,105 @@
+"""``/events``: the global event log as pages, and live as Server-Sent Events (admin, instructor).
+
+The stream never blocks the server: each poll of the log runs in a worker thread
+(``anyio.to_thread``) and the wait between polls is an async sleep. Every SSE message has
+``id`` = the event's global position, so a reconnecting client (``Last-Event-ID``) resumes
+right after the last event it saw; without one it starts at ``?after=``, or at the head
+(new events only). Comment pings keep proxies from closing an idle stream.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Depends, Header, Query, Request
+from sse_starlette import EventSourceResponse
+
+from api.auth import Principal, Role, require
+from api.deps import get_container
+from api.problems import ApiProblem
+from api.schemas.events import EventPage
+from api.schemas.instances import problems
+from projections.events import StoredEvent
+from projections.readmodel import dumps
+from projections.readmodels.instances import iso
+
+router = APIRouter(prefix="/events", tags=["events"])
+
+Auditor = Annotated[Principal, Depends(require(Role.INSTRUCTOR))]
+POLL_SECONDS = 0.1  # how soon a new event reaches SSE clients
+PING_SECONDS = 15
+STREAM_BATCH = 500
+
+
+def event_json(stored: StoredEvent) -> dict[str, Any]:
+    event = stored.event
+    metadata = getattr(event, "metadata", {}) or {}
+    payload = event.payload() if hasattr(event, "payload") else {}
+    return {
+        "position": stored.position,
+        "type": stored.event_name,
+        "stream_id": stored.stream_id,
+        "version": stored.version,
+        "occurred_at": iso(stored.occurred_at),
+        "actor": metadata.get("actor", ""),
+        "causation_id": metadata.get("causation_id", ""),
+        "correlation_id": metadata.get("correlation_id", ""),
+        "data": json.loads(dumps(payload)),
+    }
+
+
+@router.get("", response_model=EventPage, responses=problems(401, 403, 422),
+            summary="The global event log after a position, in order")
+def list_events(
+    request: Request, _: Auditor,
+    after: Annotated[int, Query(ge=0, description="position to read after (0: from the start)")] = 0,
+    limit: Annotated[int, Query(ge=1, le=500, description="page size (default 50, max 500)")] = 50,
+) -> dict[str, Any]:
+    store = get_container(request).store
+    head = store.max_position()
+    batch = store.read_all(after=after, limit=limit)
+    return {
+        "items": [event_json(e) for e in batch],
+        "next_after": batch[-1].position if batch else after,
+        "head": head,
+    }
+
+
+def _resume_from(last_event_id: str | None, after: int | None, head: int) -> int:
+    if last_event_id is not None:
+        if not last_event_id.strip().isdigit():
+            raise ApiProblem(422, "Invalid input", "must be an event position (a non-negative integer)",
+                             field="Last-Event-ID")
+        return int(last_event_id)
+    return head if after is None else after
+
+
+@router.get(
+    "/stream", summary="Live event log as Server-Sent Events (id = position; resumable)",
+    responses={200: {"description": "text/event-stream: event = type, id = position, data = the event JSON",
+                     "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+               **problems(401, 403, 422)},
+)
+async def stream_events(
+    request: Request, _: Auditor,
+    after: Annotated[int | None, Query(ge=0, description="start after this position (default: the head)")] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
+) -> EventSourceResponse:
+    store = get_container(request).store
+    position = _resume_from(last_event_id, after, await anyio.to_thread.run_sync(store.max_position))
+
+    async def messages() -> AsyncIterator[dict[str, str]]:
+        nonlocal position
+        while True:
+            batch = await anyio.to_thread.run_sync(lambda: store.read_all(after=position, limit=STREAM_BATCH))
+            for stored in batch:
+                position = stored.position or position
+                yield {"id": str(stored.position), "event": stored.event_name,
+                       "data": json.dumps(event_json(stored), separators=(",", ":"))}
+            if len(batch) < STREAM_BATCH:
+                await anyio.sleep(POLL_SECONDS)
+
+    return EventSourceResponse(messages(), ping=PING_SECONDS)

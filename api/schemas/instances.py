@@ -1,0 +1,147 @@
+"""Bodies of ``/instances``: the request, the acknowledgements, the instance, its timeline and past states.
+
+Strings and integers are strict (``"30"`` is not a number of minutes); times are RFC 3339
+with a timezone (``AwareDatetime``), which a strict model would refuse as JSON strings.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from domain.instance import InstanceState
+from domain.naming import MAX_NAME_LENGTH
+
+ID_LENGTH = 200
+
+
+class InstanceRequestIn(BaseModel):
+    """``timeslot_start`` absent or past = as soon as possible; give ``timeslot_end`` or
+    ``duration_minutes`` (neither: the definition's maximum duration)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    definition: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, strict=True,
+                            description="lablet definition name")
+    version: str | None = Field(None, min_length=1, max_length=50, strict=True,
+                                description="semver to pin; absent: the latest version")
+    owner_id: str | None = Field(None, min_length=1, max_length=ID_LENGTH, strict=True,
+                                 description="whose lab it is (a user's own subject, whatever is sent)")
+    timeslot_start: AwareDatetime | None = None
+    timeslot_end: AwareDatetime | None = None
+    duration_minutes: int | None = Field(None, gt=0, le=100_000, strict=True)
+    reservation_id: str | None = Field(None, min_length=1, max_length=ID_LENGTH, strict=True,
+                                       description="the booking system's reference, kept as is")
+
+
+class InstanceAcceptedOut(BaseModel):
+    id: str
+    state: InstanceState
+    position: int = Field(description="global event position of the command; pass as min_position to read it")
+
+
+class InstanceOut(BaseModel):
+    id: str
+    state: InstanceState
+    definition_name: str
+    definition_version: str
+    owner_id: str
+    requested_by: str
+    reservation_id: str | None
+    timeslot_start: datetime | None
+    timeslot_end: datetime
+    slot_start: datetime = Field(description="effective start (the request time for ASAP)")
+    slot_end: datetime
+    requirements: dict[str, Any]
+    grading_enabled: bool
+    worker_id: str | None
+    allocated_ports: dict[str, int]
+    hold_start: datetime | None
+    hold_end: datetime | None
+    placement_decision_id: str | None
+    cml_lab_id: str | None
+    user_session: dict[str, Any] | None
+    grading_session: dict[str, Any] | None
+    score_report: dict[str, Any] | None
+    retry_count: int
+    instantiation_attempt: int
+    last_error: str | None
+    stop_reason: str | None
+    termination_reason: str | None
+    phase_times: dict[str, datetime] = Field(description="when it last entered each state")
+    requested_at: datetime
+    updated_at: datetime
+    version: int = Field(description="stream version of the last event applied")
+    position: int | None = Field(None, description="global position of the last event applied")
+
+
+class InstancePage(BaseModel):
+    items: list[InstanceOut]
+    next_cursor: str | None
+
+
+class InstanceStateAtOut(BaseModel):
+    as_of: datetime
+    version: int = Field(description="stream version of the last event at or before as_of")
+    instance: InstanceOut
+
+
+class TimelineEntryOut(BaseModel):
+    type: str
+    stream_id: str = Field(description="the instance stream, or the stream of a related event (worker, placement)")
+    version: int
+    position: int
+    occurred_at: datetime
+    actor: str
+    causation_id: str
+    correlation_id: str
+    description: str
+    data: dict[str, Any]
+
+
+class TimelinePage(BaseModel):
+    instance_id: str
+    items: list[TimelineEntryOut]
+    next_cursor: str | None
+
+
+class ProblemErrorOut(BaseModel):
+    field: str | None
+    reason: str
+
+
+class ProblemOut(BaseModel):
+    """RFC 9457 problem details (``application/problem+json``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[ProblemErrorOut] | None = None
+
+
+_MEANINGS = {
+    400: "malformed request (JSON syntax)",
+    401: "missing or unknown bearer token",
+    403: "the caller's role may not do this",
+    404: "unknown id, or an instance the caller may not see",
+    409: "illegal state transition (with the state) or reused idempotency key",
+    422: "invalid input: the field and the reason",
+    504: "read models did not reach min_position in time",
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the problems an endpoint can answer (so clients and
+    schemathesis know them)."""
+    return {
+        status: {
+            "description": _MEANINGS[status],
+            "content": {"application/problem+json": {"schema": ProblemOut.model_json_schema()}},
+        }
+        for status in statuses
+    }

@@ -1,0 +1,265 @@
+"""Read model of lablet instances: one document per instance, for lists, filters and gauges.
+
+The document mirrors the aggregate (``instance_document`` builds the same shape from a
+``LabletInstance``, which is how ``state?at=`` answers), plus who requested it
+(``requested_by``, the first event's actor: services see what they requested) and the
+effective booking window ``slot_start``/``slot_end`` (ASAP counts from the request), which
+the time-range filter reads. Times are stored as fixed-width UTC ISO strings, so the
+``slot_start`` index sorts chronologically on every backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from domain.instance import InstanceState, LabletInstance
+from projections.events import StoredEvent
+from projections.projection import Projection
+from projections.readmodel import Document, Page, ReadModelStore, ReadModelTx, Table, decode_cursor, encode_cursor
+
+INSTANCES = Table(
+    "instances",
+    {
+        "state": str,
+        "owner_id": str,
+        "requested_by": str,
+        "worker_id": str,
+        "definition_name": str,
+        "slot_start": str,
+    },
+)
+ORDER = "slot_start"  # lists are in booking order; ties by id
+SCAN_BATCH = 500
+
+I = LabletInstance  # noqa: E741 - short alias for the event classes below
+
+# The state each event leaves the instance in (events not listed keep the state).
+STATE_AFTER: dict[type, InstanceState] = {
+    I.InstanceScheduled: InstanceState.SCHEDULED,
+    I.InstanceRequeued: InstanceState.PENDING,
+    I.InstantiationStarted: InstanceState.INSTANTIATING,
+    I.InstanceReady: InstanceState.READY,
+    I.UserLoggedIn: InstanceState.RUNNING,
+    I.InstanceRestarted: InstanceState.RUNNING,
+    I.CollectionStarted: InstanceState.COLLECTING,
+    I.GradingStarted: InstanceState.GRADING,
+    I.GradingCompleted: InstanceState.STOPPING,
+    I.GradingFailed: InstanceState.STOPPING,
+    I.StopRequested: InstanceState.STOPPING,
+    I.InstanceStopped: InstanceState.STOPPED,
+    I.InstanceArchived: InstanceState.ARCHIVED,
+    I.InstanceTerminated: InstanceState.TERMINATED,
+}
+
+
+def iso(value: datetime | None) -> str | None:
+    """Fixed-width UTC ISO 8601 (microseconds, ``+00:00``): sorts like the instants it names."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, Mapping):
+        return {str(k): _json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json(v) for v in value]
+    return value
+
+
+def instance_document(instance: LabletInstance, *, requested_by: str) -> Document:
+    """The read-model document of ``instance`` as the aggregate sees it (without ``position``)."""
+    requested_at = instance.created_on
+    start = instance.timeslot_start or requested_at
+    return {
+        "id": instance.id,
+        "state": instance.state.value,
+        "definition_name": instance.definition_name,
+        "definition_version": instance.definition_version,
+        "owner_id": instance.owner_id,
+        "requested_by": requested_by,
+        "reservation_id": instance.reservation_id,
+        "timeslot_start": iso(instance.timeslot_start),
+        "timeslot_end": iso(instance.timeslot_end),
+        "slot_start": iso(start),
+        "slot_end": iso(instance.timeslot_end),
+        "requirements": instance.requirements.to_dict(),
+        "grading_enabled": instance.grading_enabled,
+        "worker_id": instance.worker_id,
+        "allocated_ports": dict(instance.allocated_ports),
+        "hold_start": iso(instance.hold_start),
+        "hold_end": iso(instance.hold_end),
+        "placement_decision_id": instance.placement_decision_id,
+        "cml_lab_id": instance.cml_lab_id,
+        "user_session": _json(instance.user_session),
+        "grading_session": _json(instance.grading_session),
+        "score_report": instance.score_report.to_dict() if instance.score_report else None,
+        "retry_count": instance.retry_count,
+        "instantiation_attempt": instance.instantiation_attempt,
+        "last_error": instance.last_error,
+        "stop_reason": instance.stop_reason,
+        "termination_reason": instance.termination_reason,
+        "phase_times": {k: iso(v) for k, v in instance.phase_times.items()},
+        "requested_at": iso(requested_at),
+        "updated_at": iso(instance.modified_on),
+        "version": instance.version,
+    }
+
+
+class InstancesProjection(Projection):
+    name = "instances"
+    version = 1
+    tables = (INSTANCES,)
+
+    def handle(self, stored: StoredEvent, tx: ReadModelTx) -> None:
+        event = stored.event
+        if not isinstance(event, LabletInstance.Event):
+            return
+        if isinstance(event, LabletInstance.InstanceRequested):
+            doc = self._requested(stored, event)
+        else:
+            found = tx.get(INSTANCES.name, stored.stream_id)
+            if found is None:  # cannot happen in a consistent log; never fail the runner for it
+                return
+            doc = found
+            self._apply(event, doc)
+        doc["updated_at"] = iso(event.timestamp)
+        doc["version"] = stored.version
+        doc["position"] = stored.position
+        tx.put(INSTANCES.name, stored.stream_id, doc)
+
+    @staticmethod
+    def _requested(stored: StoredEvent, event: LabletInstance.InstanceRequested) -> Document:
+        start = event.timeslot_start or event.timestamp
+        return {
+            "id": stored.stream_id,
+            "state": InstanceState.PENDING.value,
+            "definition_name": event.definition_name,
+            "definition_version": event.definition_version,
+            "owner_id": event.owner_id,
+            "requested_by": event.actor,
+            "reservation_id": event.reservation_id,
+            "timeslot_start": iso(event.timeslot_start),
+            "timeslot_end": iso(event.timeslot_end),
+            "slot_start": iso(start),
+            "slot_end": iso(event.timeslot_end),
+            "requirements": _json(event.requirements),
+            "grading_enabled": event.grading_enabled,
+            "worker_id": None,
+            "allocated_ports": {},
+            "hold_start": None,
+            "hold_end": None,
+            "placement_decision_id": None,
+            "cml_lab_id": None,
+            "user_session": None,
+            "grading_session": None,
+            "score_report": None,
+            "retry_count": 0,
+            "instantiation_attempt": 0,
+            "last_error": None,
+            "stop_reason": None,
+            "termination_reason": None,
+            "phase_times": {InstanceState.PENDING.value: iso(event.timestamp)},
+            "requested_at": iso(event.timestamp),
+        }
+
+    @staticmethod
+    def _apply(event: LabletInstance.Event, doc: Document) -> None:  # noqa: C901 - one branch per event
+        """What each event's ``apply`` does to the aggregate, done to the document."""
+        if isinstance(event, I.InstanceScheduled):
+            doc.update(worker_id=event.worker_id, allocated_ports=dict(event.allocated_ports),
+                       hold_start=iso(event.hold_start), hold_end=iso(event.hold_end),
+                       placement_decision_id=event.decision_id)
+        elif isinstance(event, I.InstanceRequeued):
+            doc.update(worker_id=None, allocated_ports={}, hold_start=None, hold_end=None,
+                       placement_decision_id=None)
+        elif isinstance(event, I.InstanceHoldExtended):
+            doc["hold_end"] = iso(event.hold_end)
+        elif isinstance(event, I.InstantiationStarted):
+            doc["instantiation_attempt"] = event.attempt
+        elif isinstance(event, I.LabImported):
+            doc["cml_lab_id"] = event.cml_lab_id
+        elif isinstance(event, I.InstantiationFailed):
+            doc.update(retry_count=event.retry_count, last_error=event.error)
+        elif isinstance(event, I.InstanceReady):
+            doc["user_session"] = _json(event.user_session)
+        elif isinstance(event, I.InstanceRestarted):
+            doc["stop_reason"] = None
+        elif isinstance(event, I.GradingStarted):
+            doc["grading_session"] = _json(event.grading_session)
+        elif isinstance(event, I.GradingCompleted):
+            doc.update(score_report=_json(event.score_report), stop_reason="graded")
+        elif isinstance(event, I.GradingFailed):
+            doc.update(last_error=event.reason, stop_reason="grading_failed")
+        elif isinstance(event, I.StopRequested):
+            doc["stop_reason"] = event.reason
+        elif isinstance(event, I.InstanceTerminated):
+            doc["termination_reason"] = event.reason
+        state = STATE_AFTER.get(type(event))
+        if state is not None:
+            doc["state"] = state.value
+            doc["phase_times"] = {**doc.get("phase_times", {}), state.value: iso(event.timestamp)}
+
+
+class InstanceQueries:
+    """Lists and lookups over the instances read model."""
+
+    def __init__(self, store: ReadModelStore) -> None:
+        self.store = store
+
+    def get(self, instance_id: str) -> Document | None:
+        return self.store.get(INSTANCES.name, instance_id)
+
+    def count_by_state(self) -> dict[str, int]:
+        return {state.value: self.store.count(INSTANCES.name, {"state": state.value}) for state in InstanceState}
+
+    def list(
+        self,
+        *,
+        where: Mapping[str, Any] | None = None,
+        time_from: datetime | None = None,
+        time_to: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Instances matching ``where`` (indexed fields) whose booking window overlaps
+        ``[time_from, time_to)``, in ``slot_start`` order, ``limit`` at a time.
+
+        Raises ``ValueError`` for a cursor this API did not hand out.
+        """
+        if cursor is not None:
+            decode_cursor(cursor)
+        if time_from is None and time_to is None:
+            return self.store.query(INSTANCES.name, where=dict(where or {}), order_by=ORDER, limit=limit,
+                                    after=cursor)
+        return self._overlapping(dict(where or {}), iso(time_from), iso(time_to), limit, cursor)
+
+    def _overlapping(
+        self, where: dict[str, Any], low: str | None, high: str | None, limit: int, cursor: str | None
+    ) -> Page:
+        # Keyset scan in slot_start order: stop at the first slot that starts after the range;
+        # skip those that ended before it. The cursor is the last item *returned*, so the
+        # next page resumes right after it whatever was skipped.
+        found: list[Document] = []
+        after = cursor
+        while True:
+            page = self.store.query(INSTANCES.name, where=where, order_by=ORDER, limit=SCAN_BATCH, after=after)
+            for doc in page.items:
+                if high is not None and doc["slot_start"] >= high:
+                    return Page(found, None)
+                if low is not None and doc["slot_end"] <= low:
+                    continue
+                if len(found) == limit:  # one more exists: hand out a cursor to it
+                    last = found[-1]
+                    return Page(found, encode_cursor(last["slot_start"], last["id"]))
+                found.append(doc)
+            if page.next_cursor is None:
+                return Page(found, None)
+            after = page.next_cursor
+
+
+PROJECTIONS = (InstancesProjection(),)
