@@ -7,7 +7,7 @@ the pipeline imports no aggregate and a decision can be replayed from recorded i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 
@@ -25,6 +25,9 @@ FAILED = "FAILED"
 
 #: states that take a new instance once the worker is (expected to be) ready in time
 BECOMING_READY_STATES = frozenset({PENDING, PROVISIONING, STOPPED})
+
+#: node caps of the CML license types (SPEC §3.1); a template's max_nodes may be lower
+LICENSE_NODE_CAPS: dict[str, int] = {"PERSONAL": 20, "ENTERPRISE": 500}
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +49,14 @@ class WorkerCandidate:
     ami_version: str
     expected_ready_at: datetime | None
     ledger: ReservationLedger
+    #: nodes the worker may run at once: max_nodes capped by the license type and by
+    #: the ledger's own limit (the ledger refuses more, so placing there would fail)
+    node_limit: int = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         # Accept the aggregate's enum as well as its value; the pipeline compares strings.
         if isinstance(self.state, Enum):
             object.__setattr__(self, "state", str(self.state.value))
+        limit = min(self.max_nodes, self.ledger.max_nodes)
+        cap = LICENSE_NODE_CAPS.get(self.license_type)
+        object.__setattr__(self, "node_limit", limit if cap is None else min(limit, cap))

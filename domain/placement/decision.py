@@ -108,7 +108,10 @@ class PlacementDecision:
 def rejection_counts(rejections: dict[str, list[Rejection]]) -> dict[str, int]:
     counts: Counter[str] = Counter()
     for worker_rejections in rejections.values():
-        counts.update({rejection["plugin"] for rejection in worker_rejections})
+        if len(worker_rejections) == 1:  # the usual case: the first failing filter only
+            counts[worker_rejections[0]["plugin"]] += 1
+        else:
+            counts.update({rejection["plugin"] for rejection in worker_rejections})
     return dict(sorted(counts.items()))
 
 

@@ -20,7 +20,6 @@ from domain.placement.candidate import BECOMING_READY_STATES, RUNNING, WorkerCan
 from domain.placement.decision import PLACED, UNPLACEABLE, PlacementDecision, Rejection
 from domain.placement.pipeline import DEFAULT_POLICY, DEFAULT_POLICY_VERSION, needed_for
 from domain.placement.plugins.filters.nested_virt_and_ami import version_key
-from domain.placement.plugins.filters.node_limit import node_limit
 from domain.placement.plugins.scores.bin_packing import bin_packing_score
 from domain.placement.request import PlacementRequest
 from domain.resources import TOLERANCE, Resources
@@ -59,7 +58,7 @@ def naive_decide(
         if failed:
             rejections[candidate.worker_id] = failed
             continue
-        score = bin_packing_score(peak, peak_nodes, request, candidate.ledger.capacity, node_limit(candidate))
+        score = bin_packing_score(peak, peak_nodes, request, candidate.ledger.capacity, candidate.node_limit)
         scores[candidate.worker_id] = {"BinPacking": score}
         total_scores[candidate.worker_id] = round(score, 4)
         ready_at = candidate.expected_ready_at
@@ -129,7 +128,7 @@ def _image(request: PlacementRequest, candidate: WorkerCandidate) -> str | None:
 
 
 def _nodes(request: PlacementRequest, candidate: WorkerCandidate, peak_nodes: int) -> str | None:
-    if peak_nodes + request.node_count > node_limit(candidate):
+    if peak_nodes + request.node_count > candidate.node_limit:
         return "not enough nodes over the window"
     return None
 

@@ -175,11 +175,12 @@ def _assert_never_overbooked(ledger: ReservationLedger) -> None:
 def test_random_streams_place_safely_explainably_and_replayably(fleet, stream):
     records: list[Recorded] = []
     by_id = {c.worker_id: c for c in fleet}
+    index = CandidateIndex(fleet)  # kept across the stream, told of every ledger change
     for request in stream:
         ledgers_before = [c.ledger.to_dict() for c in fleet]
         decision = PIPELINE.decide(request, fleet)
         _assert_agree(decision, naive_decide(request, fleet), PIPELINE_ALL.decide(request, fleet))
-        assert PIPELINE.decide(request, CandidateIndex(fleet)) == decision
+        assert PIPELINE.decide(request, index) == decision
         records.append(Recorded(request.to_dict(), ledgers_before, json.loads(json.dumps(decision.to_dict()))))
 
         assert decision.candidates == [c.worker_id for c in fleet]
@@ -191,6 +192,7 @@ def test_random_streams_place_safely_explainably_and_replayably(fleet, stream):
             ports = chosen.allocate_ports(list(request.port_names), request.hold_start, request.hold_end)
             # add() re-checks capacity and ports: a wrong placement raises here
             chosen.add(Reservation(request.instance_id, request.requirements, request.node_count, ports, request.hold_start, request.hold_end))
+            index.ledger_changed(decision.chosen_worker_id)
         else:
             assert set(decision.rejections) == {c.worker_id for c in fleet}
             assert all(decision.reasons_for(c.worker_id) for c in fleet)
@@ -215,3 +217,20 @@ def test_a_placement_always_fits_the_chosen_ledger(fleet, stream):
         for worker_id in decision.ranking:
             ledger = next(c.ledger for c in fleet if c.worker_id == worker_id)
             assert ledger.check(request.requirements, request.node_count, request.port_count, request.hold_start, request.hold_end) == []
+
+
+@settings(max_examples=150, deadline=None)
+@given(fleet=fleets(), stream=booking_streams())
+def test_batch_plugins_agree_with_one_by_one(fleet, stream):
+    from domain.placement.plugins import split_one_by_one
+    from domain.placement.window import reading
+
+    for request in stream:
+        for plugin in PIPELINE.filters:
+            with reading():
+                batch = plugin.filter_many(request, list(fleet))
+            assert batch == split_one_by_one(plugin, request, list(fleet))
+        for plugin in PIPELINE.scores:
+            with reading():
+                batch_scores = plugin.score_many(request, list(fleet))
+            assert batch_scores == [plugin.score(request, c) for c in fleet]

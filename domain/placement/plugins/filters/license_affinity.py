@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from domain.placement.candidate import WorkerCandidate
+from domain.placement.plugins import Split
 from domain.placement.request import PlacementRequest
 
 
@@ -19,6 +20,15 @@ class LicenseAffinity:
             return None
         return _reason(candidate.license_type, affinity)
 
+    def filter_many(self, request: PlacementRequest, candidates: list[WorkerCandidate]) -> Split:
+        affinity = request.license_affinity
+        if not affinity:
+            return list(candidates), []
+        passed = [c for c in candidates if c.license_type in affinity]
+        if len(passed) == len(candidates):
+            return passed, []
+        rejected = [(c.worker_id, _reason(c.license_type, affinity)) for c in candidates if c.license_type not in affinity]
+        return passed, rejected
 
 @lru_cache(maxsize=256)
 def _reason(license_type: str, affinity: frozenset[str]) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from domain.placement.candidate import WorkerCandidate
 from domain.placement.request import PlacementRequest
+from domain.placement.plugins import Split
+from domain.placement.window import window_free_ports, windows_free_ports
 
 
 class PortsOverWindow:
@@ -16,7 +18,20 @@ class PortsOverWindow:
         wanted = len(request.port_names)
         if wanted == 0:
             return None
-        free = candidate.ledger.free_port_count(request.hold_start, request.hold_end)
+        free = window_free_ports(request, candidate)
         if free < wanted:
             return f"ports over window: {free} free, {wanted} needed"
         return None
+
+    def filter_many(self, request: PlacementRequest, candidates: list[WorkerCandidate]) -> Split:
+        wanted = len(request.port_names)
+        if wanted == 0:
+            return list(candidates), []
+        passed: list[WorkerCandidate] = []
+        rejected: list[tuple[str, str]] = []
+        for candidate, free in zip(candidates, windows_free_ports(request, candidates), strict=True):
+            if free >= wanted:
+                passed.append(candidate)
+            else:
+                rejected.append((candidate.worker_id, f"ports over window: {free} free, {wanted} needed"))
+        return passed, rejected

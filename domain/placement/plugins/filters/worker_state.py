@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from domain.placement.candidate import BECOMING_READY_STATES, RUNNING, WorkerCandidate
+from domain.placement.plugins import Split
 from domain.placement.request import PlacementRequest
 
 
@@ -28,3 +29,19 @@ class WorkerState:
                 f"after {request.ready_by.isoformat()} when instantiation starts"
             )
         return None
+
+    def filter_many(self, request: PlacementRequest, candidates: list[WorkerCandidate]) -> Split:
+        ready_by = request.ready_by
+        passed: list[WorkerCandidate] = []
+        rejected: list[tuple[str, str]] = []
+        for candidate in candidates:
+            state = candidate.state
+            if state == RUNNING or (
+                state in BECOMING_READY_STATES
+                and candidate.expected_ready_at is not None
+                and candidate.expected_ready_at <= ready_by
+            ):
+                passed.append(candidate)
+            else:
+                rejected.append((candidate.worker_id, self.filter(request, candidate)))  # type: ignore[arg-type]
+        return passed, rejected

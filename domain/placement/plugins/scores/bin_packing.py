@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from domain.placement.candidate import WorkerCandidate
-from domain.placement.plugins.filters.node_limit import node_limit
 from domain.placement.request import PlacementRequest
+from domain.placement.window import window_peak, window_peaks
 from domain.resources import Resources
 
 
@@ -19,11 +19,27 @@ class BinPacking:
         self.weight = weight
 
     def score(self, request: PlacementRequest, candidate: WorkerCandidate) -> float:
-        peak, peak_nodes = candidate.ledger.peak(request.hold_start, request.hold_end)
-        return bin_packing_score(
-            peak, peak_nodes, request, candidate.ledger.capacity, node_limit(candidate)
-        )
+        peak, peak_nodes = window_peak(request, candidate)
+        return bin_packing_score(peak, peak_nodes, request, candidate.ledger.capacity, candidate.node_limit)
 
+    def score_many(self, request: PlacementRequest, candidates: list[WorkerCandidate]) -> list[float]:
+        wanted = request.requirements
+        cpu, memory, nodes_wanted = wanted.cpu_cores, wanted.memory_gb, request.node_count
+        scores = []
+        for candidate, (peak, nodes) in zip(candidates, window_peaks(request, candidates), strict=True):
+            capacity = candidate.ledger.capacity
+            limit = candidate.node_limit
+            if capacity.cpu_cores > 0 and capacity.memory_gb > 0 and limit > 0:
+                # bin_packing_score's arithmetic, unrolled for the usual worker
+                mean = (
+                    (peak.cpu_cores + cpu) / capacity.cpu_cores
+                    + (peak.memory_gb + memory) / capacity.memory_gb
+                    + (nodes + nodes_wanted) / limit
+                ) / 3
+                scores.append(round(100.0 * min(1.0, max(0.0, mean)), 4))
+            else:
+                scores.append(bin_packing_score(peak, nodes, request, capacity, limit))
+        return scores
 
 def bin_packing_score(
     peak: Resources,
