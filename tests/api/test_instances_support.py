@@ -41,9 +41,10 @@ from tests.api.test_templates_support import (
 
 __all__ = [
     "ADMIN", "API", "AUTH", "NOW", "TOKENS", "assert_problem", "caught_up", "definition_body", "head",
-    "instance_client", "publish", "request_instance", "running_worker", "place", "bring_up", "system_ctx",
-    "serve",
+    "instance_client", "publish", "deprecate", "request_instance", "running_worker", "place", "bring_up", "system_ctx",
+    "serve", "by_callers", "event_at",
 ]
+CALLER_ROLES = frozenset({"admin", "instructor", "user", "grader", "service"})
 DEFINITION = "ccna-basic-routing"
 
 
@@ -56,9 +57,19 @@ def instance_client(data_dir: Path) -> Iterator[tuple[TestClient, Container]]:
 
 
 def publish(client: TestClient, sample: str = DEFINITION, **overrides: Any) -> dict[str, Any]:
-    response = client.post(f"{API}/definitions", json=definition_body(sample, **overrides), headers=ADMIN)
-    assert response.status_code in (200, 201), response.text
-    return response.json()
+    """Publish a sample definition through the container's service (the HTTP endpoint is the
+    control API's to test; the end-to-end test publishes over HTTP)."""
+    container: Container = client.app.state.container  # type: ignore[attr-defined]
+    fields = definition_body(sample, **overrides)
+    lab_yaml = fields.pop("lab_yaml")
+    published = container.definition_service.publish(fields, system_ctx(container, "admin:admin"), lab_yaml=lab_yaml)
+    return {"name": published.version.name, "version": published.version.version, "created": published.created,
+            "position": published.position}
+
+
+def deprecate(client: TestClient, name: str = DEFINITION) -> int:
+    container: Container = client.app.state.container  # type: ignore[attr-defined]
+    return container.definition_service.deprecate(name, system_ctx(container, "admin:admin"))
 
 
 def request_instance(
@@ -96,6 +107,23 @@ def bring_up(container: Container, instance_id: str, *, advance: timedelta = tim
     instance.record_lab_started(ctx)
     instance.mark_ready({"login_url": "https://cml.example/lab-1", "devices": ["R1", "PC1"]}, ctx)
     container.store.save(instance)
+
+
+def by_callers(container: Container, before: int) -> list[str]:
+    """Types of the events appended after ``before`` by API callers (not by processors).
+
+    "Nothing appended" is checked with this rather than the log's head, so that a processor
+    reacting to an earlier event (a scheduler recording a placement) cannot make it flaky.
+    """
+    return [e.event_name for e in container.store.read_all(after=before, limit=1000)
+            if e.event.actor.split(":")[0] in CALLER_ROLES]
+
+
+def event_at(container: Container, position: int) -> tuple[str, str]:
+    """(type, stream id) of the event at ``position`` (SQLite positions have no gaps)."""
+    [stored] = container.store.read_all(after=position - 1, limit=1)
+    assert stored.position == position
+    return stored.event_name, stored.stream_id
 
 
 @contextmanager
