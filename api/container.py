@@ -26,6 +26,7 @@ class Container:
         self.read_models = self._open_read_models()
         self.projection_runner = ProjectionRunner(self.store, self.read_models, discover_projections())
         self._wire_control_api()
+        self._wire_cloudevents()
         self._wire_instance_api()
         self._started = False
 
@@ -96,6 +97,28 @@ class Container:
         self.instance_queries = InstanceQueries(self.read_models)
         self.timeline_queries = TimelineQueries(self.read_models)
 
+    # -- CloudEvents: webhook subscriptions, the dispatcher, incoming events -------------
+    def _wire_cloudevents(self) -> None:
+        from adapters.webhooks.runtime import WebhookDelivery, open_webhook_store
+        from adapters.webhooks.signing import generate_secret
+        from processors.commands.cloudevents import CloudEventIntake, ReadModelInbox
+        from processors.dispatcher.subscriptions import SubscriptionService
+        from projections.readmodels.subscriptions import SubscriptionQueries
+
+        settings = self.settings
+        webhook_store = open_webhook_store(
+            settings.store, sqlite_path=settings.data_dir / "webhooks.sqlite3", postgres_url=settings.store_url
+        )
+        # Delivery runs on its own thread and loop (started in start()): never in a request.
+        self.webhooks = WebhookDelivery(self.store, webhook_store, source=settings.cloudevents_source)
+        self.subscription_service = SubscriptionService(self.store, generate_secret)
+        self.cloudevent_intake = CloudEventIntake(
+            self.store,
+            ReadModelInbox(self.read_models),
+            SubscriptionQueries(self.read_models).instance_for_session,
+            catch_up=lambda: self.wait_for_position(self.store.max_position(), settings.read_wait_seconds),
+        )
+
     def seed_worker_templates(self) -> list[str]:
         """Create the templates of the seed file whose names are unknown (never overwrite)."""
         from domain.context import CommandContext
@@ -119,11 +142,13 @@ class Container:
             log.info("api_tokens_generated", path=str(self.tokens_path))
         self.seed_worker_templates()
         self.projection_runner.start()
+        self.webhooks.start()
 
     def stop(self) -> None:
         if not self._started:
             return
         self._started = False
+        self.webhooks.close()
         self.projection_runner.stop()
         self.read_models.close()
         self.artifacts.close()

@@ -29,6 +29,20 @@ class InMemoryDeliveryLog:
             ]
         return found[-limit:]
 
+    def attempt_page(
+        self, subscription_id: str, *, event_id: str | None = None, limit: int = 50, before: int | None = None
+    ) -> list[tuple[int, DeliveryAttempt]]:
+        """Newest first, with each attempt's row id (1-based index), for keyset pagination."""
+        with self._lock:
+            rows = [
+                (i, a)
+                for i, a in enumerate(self._attempts, start=1)
+                if a.subscription_id == subscription_id
+                and (event_id is None or a.event_id == event_id)
+                and (before is None or i < before)
+            ]
+        return list(reversed(rows))[:limit]
+
     def add_dead_letter(self, dead_letter: DeadLetter) -> None:
         with self._lock:
             self._dead[(dead_letter.subscription_id, dead_letter.event_id)] = dead_letter
@@ -37,6 +51,10 @@ class InMemoryDeliveryLog:
         with self._lock:
             found = [d for d in self._dead.values() if subscription_id in (None, d.subscription_id)]
         return sorted(found, key=lambda d: (d.subscription_id, d.position))[:limit]
+
+    def dead_letter_page(self, subscription_id: str, *, limit: int = 50, after_position: int = -1) -> list[DeadLetter]:
+        found = [d for d in self.dead_letters(subscription_id, limit=1 << 30) if d.position > after_position]
+        return found[:limit]
 
     def redeliver(self, subscription_id: str, event_id: str) -> DeadLetter | None:
         with self._lock:

@@ -158,10 +158,29 @@ class SqlWebhookStore:
             f"SELECT {_ATTEMPT_COLUMNS} FROM webhook_attempts WHERE {where} ORDER BY id DESC LIMIT ?",
             (*params, limit),
         )
-        return [
-            DeliveryAttempt(r[0], r[1], int(r[2]), r[3], int(r[4]), _dt(r[5]), r[6], float(r[7]), r[8], r[9], _dt(r[10]))  # type: ignore[arg-type]
-            for r in reversed(rows)
-        ]
+        return [self._attempt(r) for r in reversed(rows)]
+
+    def attempt_page(
+        self, subscription_id: str, *, event_id: str | None = None, limit: int = 50, before: int | None = None
+    ) -> list[tuple[int, DeliveryAttempt]]:
+        """Newest first, with each row's id: the rows older than ``before`` (an id from a
+        previous page), for keyset pagination."""
+        where, params = "subscription_id = ?", [subscription_id]
+        if event_id is not None:
+            where += " AND event_id = ?"
+            params.append(event_id)
+        if before is not None:
+            where += " AND id < ?"
+            params.append(before)
+        rows = self._execute(
+            f"SELECT id, {_ATTEMPT_COLUMNS} FROM webhook_attempts WHERE {where} ORDER BY id DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [(int(r[0]), self._attempt(r[1:])) for r in rows]
+
+    @staticmethod
+    def _attempt(r: tuple[Any, ...]) -> DeliveryAttempt:
+        return DeliveryAttempt(r[0], r[1], int(r[2]), r[3], int(r[4]), _dt(r[5]), r[6], float(r[7]), r[8], r[9], _dt(r[10]))  # type: ignore[arg-type]
 
     def add_dead_letter(self, dead_letter: DeadLetter) -> None:
         d = dead_letter
@@ -198,6 +217,15 @@ class SqlWebhookStore:
                 "ORDER BY position LIMIT ?",
                 (subscription_id, limit),
             )
+        return [self._dead_letter(r) for r in rows]
+
+    def dead_letter_page(self, subscription_id: str, *, limit: int = 50, after_position: int = -1) -> list[DeadLetter]:
+        """A subscription's dead letters in position order, after ``after_position`` (keyset pagination)."""
+        rows = self._execute(
+            f"SELECT {_DEAD_COLUMNS} FROM webhook_dead_letters WHERE subscription_id = ? AND position > ? "
+            "ORDER BY position LIMIT ?",
+            (subscription_id, after_position, limit),
+        )
         return [self._dead_letter(r) for r in rows]
 
     def redeliver(self, subscription_id: str, event_id: str) -> DeadLetter | None:

@@ -43,6 +43,8 @@ class Receiver:
             self.always: dict[str, object] = {}
             self.default: object = 200
             self.delay = 0.0  # seconds before answering (slows the sender down)
+            self.gate: threading.Event | None = None  # when set: hold every request until it opens
+            self.held = 0  # requests that reached the gate
 
     def url(self, path: str = "/hook") -> str:
         return self.base_url + path
@@ -65,6 +67,11 @@ class Receiver:
 
     async def handle(self, request: Request) -> Response:
         body = await request.body()
+        gate = self.gate
+        if gate is not None:
+            with self.lock:
+                self.held += 1
+            await asyncio.to_thread(gate.wait, 30)
         if self.delay:
             await asyncio.sleep(self.delay)
         message_id = request.headers.get("webhook-id", "")

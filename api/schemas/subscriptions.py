@@ -1,0 +1,134 @@
+"""Bodies of ``/subscriptions`` (webhook subscriptions) and ``/cloudevents`` (incoming events)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.naming import MAX_NAME_LENGTH
+from domain.subscription import MAX_FILTERS
+
+Filter = Field(max_length=MAX_NAME_LENGTH)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class SubscriptionIn(Strict):
+    url: str = Field(max_length=2000, description="absolute http(s) URL of the receiver (HTTPS outside tests)")
+    types: list[str] = Field(
+        default_factory=list, max_length=MAX_FILTERS,
+        description="exact CloudEvent types or prefixes like 'ccm.lablet.instance.*'; empty = all",
+    )
+    subjects: list[str] = Field(
+        default_factory=list, max_length=MAX_FILTERS,
+        description="exact subjects (stream ids) or prefixes like 'Worker-*'; empty = all",
+    )
+    mode: Literal["structured", "binary"] = Field(
+        "structured", description="structured (the signature covers every attribute) or binary (ce-* headers)"
+    )
+
+    def model_post_init(self, _: Any) -> None:
+        for name in ("types", "subjects"):
+            for item in getattr(self, name):
+                if len(item) > MAX_NAME_LENGTH:
+                    raise ValueError(f"{name}: each entry at most {MAX_NAME_LENGTH} characters")
+
+
+class ReplayIn(Strict):
+    from_position: int = Field(ge=0, description="re-send every matching event with a greater position; 0 = all")
+
+
+class ReasonIn(Strict):
+    reason: str = Field("disabled by its owner", max_length=500)
+
+
+class SubscriptionOut(BaseModel):
+    id: str
+    url: str
+    types: list[str]
+    subjects: list[str]
+    mode: str
+    owner: str
+    enabled: bool
+    disabled_reason: str | None = None
+    deleted: bool = False
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    last_replay_from: int | None = None
+    position: int | None = None
+
+
+class SubscriptionCreatedOut(BaseModel):
+    id: str
+    url: str
+    types: list[str]
+    subjects: list[str]
+    mode: str
+    owner: str
+    secret: str = Field(description="whsec_...: shown only in this answer; verify webhook-signature with it")
+    position: int
+
+
+class SubscriptionPage(BaseModel):
+    items: list[SubscriptionOut]
+    next_cursor: str | None
+
+
+class DeliveryOut(BaseModel):
+    event_id: str
+    position: int
+    subject: str
+    attempt: int
+    at: datetime
+    status: int | None = Field(description="HTTP status; null when no response came (timeout, refused)")
+    latency_ms: float
+    error: str | None
+    outcome: str = Field(description="delivered | retry | dead_letter | disable")
+    next_attempt_at: datetime | None
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryOut]
+    next_cursor: str | None
+
+
+class DeadLetterOut(BaseModel):
+    event_id: str
+    position: int
+    subject: str
+    type: str
+    reason: str
+    attempts: int
+    at: datetime
+    redelivering: bool
+
+
+class DeadLetterPage(BaseModel):
+    items: list[DeadLetterOut]
+    next_cursor: str | None
+
+
+class RedeliveryOut(BaseModel):
+    event_id: str
+    redelivering: bool
+
+
+class IngestedOut(BaseModel):
+    id: str
+    source: str
+    type: str | None = None
+    result: str = Field(description="accepted | duplicate | ignored | rejected (batch only)")
+    instance_id: str | None = None
+    position: int | None = None
+    detail: str = ""
+    problem: dict[str, Any] | None = Field(None, description="batch mode: why this event was rejected")
+
+
+class IngestOut(BaseModel):
+    mode: str = Field(description="binary | structured | batch")
+    results: list[IngestedOut]
+    position: int = Field(description="global position after the events were applied (use as min_position)")
