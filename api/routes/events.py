@@ -20,7 +20,7 @@ from sse_starlette import EventSourceResponse
 from api.auth import Principal, Role, require
 from api.deps import get_container
 from api.problems import ApiProblem
-from api.schemas.events import EventPage
+from api.schemas.events import EventOut, EventPage
 from api.schemas.instances import problems
 from projections.events import StoredEvent
 from projections.readmodel import dumps
@@ -97,8 +97,9 @@ async def stream_events(
             batch = await anyio.to_thread.run_sync(lambda: store.read_all(after=position, limit=STREAM_BATCH))
             for stored in batch:
                 position = stored.position or position
+                # Through the same model as /events, so both render an event identically.
                 yield {"id": str(stored.position), "event": stored.event_name,
-                       "data": json.dumps(event_json(stored), separators=(",", ":"))}
+                       "data": EventOut.model_validate(event_json(stored)).model_dump_json()}
             if len(batch) < STREAM_BATCH:
                 await anyio.sleep(POLL_SECONDS)
 
