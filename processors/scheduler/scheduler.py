@@ -577,6 +577,8 @@ class Scheduler:
     def _release(self, worker_id: str, instance_id: str, reason: str, ctx: CommandContext) -> int:
         released = self._change(self.view.workers, worker_id, lambda w: w.release(instance_id, ctx, reason=reason))
         self.view.reserved_at.pop((worker_id, instance_id), None)
+        if released:
+            self.view.capacity_epoch += 1  # our own release: the view skips its event in the log
         return int(released)
 
     def _change(self, table: dict[str, Any], aggregate_id: str, command: Callable[[Any], bool]) -> bool:

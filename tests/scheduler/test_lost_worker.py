@@ -1,0 +1,85 @@
+"""A lost worker's SCHEDULED instances go back to the queue and are re-placed; its live
+ones are terminated; its holds are released."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+
+from adapters.clock import VirtualClock
+from adapters.eventstore import EventStore
+from domain.context import CommandContext
+from domain.instance import InstanceState
+from domain.worker import Worker, WorkerState
+from processors.scheduler import Scheduler
+from tests.scheduler.support import ADMIN, T0, check_invariants, new_instance, new_worker, requirements, template
+
+HALF = requirements(cpu=2, memory=8)
+
+
+def provisioning_failed(worker: Worker, ctx: CommandContext) -> None:
+    worker.provisioning_failed("boot timeout", ctx)
+
+
+def terminated(worker: Worker, ctx: CommandContext) -> None:
+    worker.terminate("worker_lost", ctx, force=True)
+
+
+LOSSES: dict[str, tuple[WorkerState, Callable[[Worker, CommandContext], None], timedelta, str]] = {
+    "provisioning failed": (WorkerState.PROVISIONING, provisioning_failed, timedelta(0), "worker_lost"),
+    "terminated": (WorkerState.RUNNING, terminated, timedelta(0), "worker_lost"),
+    "drained past its deadline": (WorkerState.RUNNING, lambda w, c: w.start_draining("idle", c),
+                                  timedelta(hours=1, minutes=1), "drain_timeout"),
+}
+
+
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+def test_scheduled_instances_are_re_placed_and_live_ones_terminated(
+    store: EventStore, clock: VirtualClock, loss: str
+) -> None:
+    state, lose, wait, reason = LOSSES[loss]
+    doomed = new_worker(template("doomed", cpu=4, memory=16), state=state)
+    store.save(doomed)
+    live = new_instance(None, 240, req=HALF)
+    booked = new_instance(T0 + timedelta(hours=3), req=HALF)
+    store.save(live, booked)
+    scheduler = Scheduler(store, clock)
+    scheduler.run_until_idle()  # live is instantiated at once (ASAP), booked waits
+    assert store.get(live.id).state is InstanceState.INSTANTIATING
+    assert store.get(booked.id).worker_id == doomed.id
+
+    spare = new_worker(template("spare", cpu=4, memory=16, ports=(4000, 4009)))
+    worker = store.get(doomed.id)
+    lose(worker, ADMIN)
+    store.save(worker, spare)
+    clock.advance(wait)
+    report = scheduler.run_until_idle()
+
+    assert store.get(live.id).state is InstanceState.TERMINATED
+    assert store.get(live.id).termination_reason == reason
+    rebooked = store.get(booked.id)
+    assert rebooked.state is InstanceState.SCHEDULED and rebooked.worker_id == spare.id
+    requeued = [e.event for e in store.read_stream(booked.id) if e.event_name == "InstanceRequeued"]
+    assert [(e.reason, e.previous_worker_id) for e in requeued] == [(reason, doomed.id)]
+    assert store.get(doomed.id).ledger.reservations() == []
+    assert report.requeued == 1 and report.terminated == 1 and report.placed == 1
+    check_invariants(store, [doomed.id, spare.id], [live.id, booked.id])
+
+
+def test_a_draining_worker_keeps_its_instances_until_the_deadline(store: EventStore, clock: VirtualClock) -> None:
+    worker = new_worker(template(cpu=4, memory=16))
+    store.save(worker)
+    booked = new_instance(T0 + timedelta(hours=3), req=HALF)
+    store.save(booked)
+    scheduler = Scheduler(store, clock)
+    scheduler.run_until_idle()
+    draining = store.get(worker.id)
+    draining.start_draining("scale down", CommandContext(at=T0, actor="autoscaler"))
+    store.save(draining)
+
+    clock.advance(timedelta(minutes=59))
+    assert not scheduler.run_until_idle().acted
+    assert store.get(booked.id).worker_id == worker.id
+    assert scheduler.next_wake() == T0 + timedelta(hours=1)  # the drain deadline
