@@ -10,12 +10,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from api.auth import Principal, Role, require
 from api.deps import ReadYourWrites, get_container
 from api.problems import ApiProblem
-from api.schemas import Cursor, Limit, paged
+from api.schemas import PROBLEM_RESPONSES, Cursor, Limit, paged
 from api.schemas.workers import CapacityOut, ReservationPage
 from domain.naming import MAX_NAME_LENGTH
 from projections.readmodels.workers import WorkerQueries
 
-router = APIRouter(tags=["capacity"])
+router = APIRouter(tags=["capacity"], responses=PROBLEM_RESPONSES)
 
 Readers = Annotated[Principal, Depends(require(Role.INSTRUCTOR))]
 From = Annotated[datetime | None, Query(alias="from", description="window start (RFC 3339); default now")]

@@ -10,7 +10,7 @@ from fastapi.responses import PlainTextResponse
 from api.auth import Principal, Role, require
 from api.deps import Ctx, ReadYourWrites, get_container
 from api.problems import ApiProblem
-from api.schemas import Cursor, Limit, paged
+from api.schemas import PROBLEM_RESPONSES, Cursor, Limit, paged
 from api.schemas.definitions import (
     DefinitionIn,
     DefinitionOut,
@@ -27,7 +27,7 @@ from domain.naming import MAX_NAME_LENGTH
 from domain.worker_template import LicenseType
 from projections.readmodels.definitions import DefinitionQueries
 
-router = APIRouter(prefix="/definitions", tags=["definitions"])
+router = APIRouter(prefix="/definitions", tags=["definitions"], responses=PROBLEM_RESPONSES)
 
 Readers = Annotated[Principal, Depends(require(Role.INSTRUCTOR, Role.USER, Role.SERVICE, Role.GRADER))]
 Admin = Annotated[Principal, Depends(require())]

@@ -9,14 +9,14 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from api.auth import Principal, Role, require
 from api.deps import Ctx, ReadYourWrites, get_container
 from api.problems import ApiProblem
-from api.schemas import Cursor, Limit, paged
+from api.schemas import PROBLEM_RESPONSES, Cursor, Limit, paged
 from api.schemas.templates import PositionOut, TemplateWrittenOut, WorkerTemplateIn, WorkerTemplateOut, WorkerTemplatePage
 from domain.errors import InvalidInput, NotFound
 from domain.naming import MAX_NAME_LENGTH, NAME_PATTERN
 from domain.worker_template import LicenseType, WorkerTemplateSpec
 from projections.readmodels.templates import TemplateQueries
 
-router = APIRouter(prefix="/worker-templates", tags=["worker-templates"])
+router = APIRouter(prefix="/worker-templates", tags=["worker-templates"], responses=PROBLEM_RESPONSES)
 
 Readers = Annotated[Principal, Depends(require(Role.INSTRUCTOR, Role.USER, Role.SERVICE))]
 Admin = Annotated[Principal, Depends(require())]

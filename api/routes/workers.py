@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 
 from api.auth import Principal, Role, require
 from api.deps import Ctx, ReadYourWrites, get_container
-from api.schemas import Cursor, Limit, paged
+from api.schemas import PROBLEM_RESPONSES, Cursor, Limit, paged
 from api.schemas.templates import PositionOut
 from api.schemas.workers import ProvisionIn, ReasonIn, TimelinePage, WorkerOut, WorkerPage, WorkerProvisionedOut
 from domain.errors import NotFound
@@ -16,7 +16,7 @@ from domain.naming import MAX_NAME_LENGTH
 from domain.worker import WorkerState
 from projections.readmodels.workers import WorkerQueries, worker_view
 
-router = APIRouter(prefix="/workers", tags=["workers"])
+router = APIRouter(prefix="/workers", tags=["workers"], responses=PROBLEM_RESPONSES)
 
 Readers = Annotated[Principal, Depends(require(Role.INSTRUCTOR))]
 Admin = Annotated[Principal, Depends(require())]

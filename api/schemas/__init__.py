@@ -6,7 +6,7 @@ Shared here: the pagination query parameters every list endpoint takes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Query
 
@@ -26,3 +26,47 @@ def paged(query: Callable[[], T]) -> T:
         return query()
     except ValueError as error:
         raise ApiProblem(422, "Invalid input", f"not a cursor from this API: {error}", field="cursor") from None
+
+
+_PROBLEMS = {
+    400: "malformed JSON",
+    401: "missing or unknown bearer token",
+    403: "the caller's role may not do this",
+    404: "unknown name or id",
+    409: "illegal state transition (with the state) or a conflict such as a template in use",
+    413: "lab YAML larger than 1 MiB",
+    422: "invalid input: the field and the reason",
+    503: "the artifact store is unavailable",
+    504: "read models did not reach min_position in time",
+}
+
+# Inline (no $ref), so it needs no entry under components/schemas.
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["reason"],
+                "properties": {"field": {"type": ["string", "null"]}, "reason": {"type": "string"}},
+            },
+        },
+    },
+    "additionalProperties": True,
+}
+
+# Documented on every control-API operation (router level), so clients and schema checks
+# know the shape of every refusal.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {
+        "description": meaning,
+        "content": {"application/problem+json": {"schema": _PROBLEM_SCHEMA}},
+    }
+    for status, meaning in _PROBLEMS.items()
+}

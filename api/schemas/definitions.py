@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.naming import MAX_NAME_LENGTH
+from domain.naming import MAX_NAME_LENGTH, NAME_PATTERN
+from domain.worker_template import LicenseType
+
+SEMVER = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$"
+Protocol = Literal["serial", "vnc", "ssh", "telnet", "http", "https", "tcp"]
 
 
 class Strict(BaseModel):
@@ -16,7 +20,7 @@ class Strict(BaseModel):
 
 class AmiIn(Strict):
     name_pattern: str = Field("CML-*", min_length=1, max_length=200)
-    min_version: str | None = Field(None, max_length=50)
+    min_version: str | None = Field(None, max_length=50, pattern=SEMVER)
 
 
 class ResourceRequirementsIn(Strict):
@@ -28,28 +32,29 @@ class ResourceRequirementsIn(Strict):
 
 
 class PortIn(Strict):
-    name: str = Field(min_length=1, max_length=100)
-    protocol: str = Field(min_length=1, max_length=20)
+    name: str = Field(max_length=100, pattern=r"^[a-z][a-z0-9_]*$", description="e.g. serial_1, vnc_1")
+    protocol: Protocol
 
 
 class DefinitionIn(Strict):
     """Exactly one of ``lab_yaml`` (the text, at most 1 MiB) and ``lab_artifact_uri``."""
 
-    name: str = Field(max_length=MAX_NAME_LENGTH)
-    version: str | None = Field(None, max_length=50, description="semver; absent: 1.0.0 or a patch bump")
+    name: str = Field(max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN.pattern)
+    version: str | None = Field(None, max_length=50, pattern=SEMVER,
+                                description="semver; absent: 1.0.0 or a patch bump")
     lab_yaml: str | None = Field(None, description="CML lab YAML text (at most 1 MiB, else 413)")
     lab_artifact_uri: str | None = Field(None, max_length=2000, description="a key or URI in the artifact store")
     form_qualified_name: str = Field(min_length=1, max_length=500)
     resource_requirements: ResourceRequirementsIn
-    license_affinity: list[str] | None = Field(None, max_length=3)
+    license_affinity: list[Annotated[LicenseType, Field(strict=False)]] | None = Field(None, min_length=1, max_length=3)
     port_template: list[PortIn] = Field(default_factory=list, max_length=200)
-    max_duration_minutes: int
+    max_duration_minutes: int = Field(ge=1, le=7 * 24 * 60)
     grading_rules_uri: str | None = Field(None, max_length=2000)
-    warm_pool_depth: int = 0
+    warm_pool_depth: int = Field(0, ge=0, le=1000)
     owner_notification: str | None = Field(None, max_length=500)
 
     def spec_fields(self) -> dict[str, Any]:
-        data = self.model_dump(exclude={"lab_yaml", "lab_artifact_uri"}, exclude_none=True)
+        data = self.model_dump(mode="json", exclude={"lab_yaml", "lab_artifact_uri"}, exclude_none=True)
         for optional in ("grading_rules_uri", "owner_notification"):
             data.setdefault(optional, None)
         return data
@@ -87,7 +92,7 @@ class DefinitionVersionOut(BaseModel):
     license_affinity: list[str]
     node_count: int
     port_template: list[PortOut]
-    max_duration_minutes: int
+    max_duration_minutes: int = Field(ge=1, le=7 * 24 * 60)
     grading_rules_uri: str | None
     warm_pool_depth: int
     owner_notification: str | None

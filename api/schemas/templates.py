@@ -7,11 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.naming import MAX_NAME_LENGTH
-
-NAME = Field(max_length=MAX_NAME_LENGTH)
-TEXT = Field(max_length=2000)
-
+from domain.naming import MAX_NAME_LENGTH, NAME_PATTERN
+from domain.worker_template import PORT_RANGE_MAX, PORT_RANGE_MIN, LicenseType
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -24,32 +21,32 @@ class CapacityIn(Strict):
 
 
 class PortRangeIn(Strict):
-    start: int
-    end: int
+    start: int = Field(ge=PORT_RANGE_MIN, le=PORT_RANGE_MAX)
+    end: int = Field(ge=PORT_RANGE_MIN, le=PORT_RANGE_MAX)
 
 
 class WorkerTemplateIn(Strict):
     """``name`` comes from the path; if the body repeats it, the two must agree."""
 
-    name: str | None = Field(None, max_length=MAX_NAME_LENGTH)
+    name: str | None = Field(None, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN.pattern)
     description: str = Field("", max_length=2000)
     instance_type: str = Field(min_length=1, max_length=100)
     capacity: CapacityIn
-    license_type: str = Field(max_length=20, description="PERSONAL | ENTERPRISE | EVALUATION")
-    max_nodes: int
+    license_type: LicenseType = Field(strict=False)  # a JSON string is the only way to send one
+    max_nodes: int = Field(ge=1, le=500, description="PERSONAL allows at most 20")
     ami_pattern: str = Field(min_length=1, max_length=200, description="glob, e.g. CML-2.9.*")
     ami_version: str = Field("", max_length=100)
     region: str = Field(min_length=1, max_length=100)
     port_range: PortRangeIn
-    startup_minutes: int = 20
-    restart_minutes: int = 5
-    hourly_cost: float
-    drain_timeout_hours: float = 4
+    startup_minutes: int = Field(20, ge=1, le=24 * 60)
+    restart_minutes: int = Field(5, ge=1, le=24 * 60)
+    hourly_cost: float = Field(ge=0, le=1e6)
+    drain_timeout_hours: float = Field(4, gt=0, le=24 * 30)
     nested_virt: bool = True
     tags: dict[str, str] = Field(default_factory=dict, max_length=100)
 
     def spec_fields(self, name: str) -> dict[str, Any]:
-        data = self.model_dump()
+        data = self.model_dump(mode="json")
         data["name"] = name
         return data
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.naming import MAX_NAME_LENGTH
+from domain.naming import MAX_NAME_LENGTH, NAME_PATTERN
 
 
 class Strict(BaseModel):
@@ -15,7 +15,7 @@ class Strict(BaseModel):
 
 
 class ProvisionIn(Strict):
-    template: str = Field(max_length=MAX_NAME_LENGTH, description="worker template name")
+    template: str = Field(max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN.pattern, description="worker template name")
     reason: str = Field("admin", max_length=500)
 
 

@@ -128,8 +128,8 @@ def assert_problem(response: Any, status: int, field: str | None = None) -> dict
     body = response.json()
     assert body["status"] == status
     if field is not None:
-        # Request validation names the location too ("path.name", "query.cursor").
+        # Request validation names the location and the item too ("path.name", "license_affinity.0").
         fields = [error["field"] for error in body.get("errors", [])]
-        assert any(f == field or f.endswith(f".{field}") for f in fields), body
+        assert any(f == field or f.endswith(f".{field}") or f.startswith(f"{field}.") for f in fields), body
         assert all(error["reason"] for error in body["errors"])
     return body
