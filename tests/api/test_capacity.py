@@ -33,6 +33,13 @@ def app(tmp_path: Path) -> Iterator[tuple[TestClient, Container]]:
         yield pair
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Container]]:
+    """One app for the tests that only read or are refused (cheaper than one app per test)."""
+    with control_client(tmp_path_factory.mktemp("shared")) as pair:
+        yield pair
+
+
 def iso(moment: datetime) -> str:
     return moment.isoformat()
 
@@ -127,17 +134,17 @@ def test_reservations_by_window_worker_and_instance(app: tuple[TestClient, Conta
     ],
 )
 def test_bad_queries_are_problems(
-    app: tuple[TestClient, Container], path: str, params: dict, status: int, field: str
+    shared: tuple[TestClient, Container], path: str, params: dict, status: int, field: str
 ) -> None:
-    client, container = app
+    client, container = shared
     assert_problem(client.get(f"{API}{path}", headers=ADMIN, params=params), status, field)
 
 
 @pytest.mark.parametrize("role, status", [("instructor", 200), ("admin", 200), ("user", 403), ("service", 403),
                                           ("grader", 403), (None, 401)])
 @pytest.mark.parametrize("path", ["/capacity", "/reservations"])
-def test_roles(app: tuple[TestClient, Container], role: str | None, status: int, path: str) -> None:
-    client, container = app
+def test_roles(shared: tuple[TestClient, Container], role: str | None, status: int, path: str) -> None:
+    client, container = shared
     before = head(container)
     assert client.get(f"{API}{path}", headers=AUTH.get(role or "", {})).status_code == status
     assert head(container) == before

@@ -33,6 +33,13 @@ def app(tmp_path: Path) -> Iterator[tuple[TestClient, Container]]:
         yield pair
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Container]]:
+    """One app for the tests that only read or are refused (cheaper than one app per test)."""
+    with control_client(tmp_path_factory.mktemp("shared")) as pair:
+        yield pair
+
+
 def publish(client: TestClient, **overrides: object) -> dict:
     response = client.post(URL, headers=ADMIN, json=definition_body(**overrides))
     assert response.status_code in (200, 201), response.text
@@ -200,9 +207,9 @@ BIG = "x" * (1024 * 1024 + 1)
     ],
 )
 def test_bad_input_is_a_problem_and_appends_nothing(
-    app: tuple[TestClient, Container], body: object, status: int, field: str | None
+    shared: tuple[TestClient, Container], body: object, status: int, field: str | None
 ) -> None:
-    client, container = app
+    client, container = shared
     before = head(container)
     if isinstance(body, str):
         response = client.post(URL, headers={**ADMIN, "content-type": "application/json"}, content=body)
@@ -221,8 +228,8 @@ def test_a_lower_explicit_version_is_refused(app: tuple[TestClient, Container]) 
     assert head(container) == before
 
 
-def test_an_oversized_body_is_refused_before_it_is_read(app: tuple[TestClient, Container]) -> None:
-    client, container = app
+def test_an_oversized_body_is_refused_before_it_is_read(shared: tuple[TestClient, Container]) -> None:
+    client, container = shared
     huge = b'{"name": "x", "lab_yaml": "' + b"y" * (4 * 1024 * 1024) + b'"}'
     response = client.post(URL, headers={**ADMIN, "content-type": "application/json"}, content=huge)
     assert_problem(response, 413, "lab_yaml")
@@ -234,14 +241,14 @@ def test_an_oversized_body_is_refused_before_it_is_read(app: tuple[TestClient, C
      "/ccna-basic-routing/versions/9.9.9", "/ccna-basic-routing/versions/9.9.9/lab.yaml",
      "/ccna-basic-routing/versions/not-semver/lab.yaml", "/NOT_A_NAME/versions/1.0.0/lab.yaml"],
 )
-def test_unknown_names_and_versions_are_404(app: tuple[TestClient, Container], path: str) -> None:
-    client, container = app
+def test_unknown_names_and_versions_are_404(shared: tuple[TestClient, Container], path: str) -> None:
+    client, container = shared
     publish(client)
     assert_problem(client.get(f"{URL}{path}", headers=ADMIN, params=caught_up(container)), 404)
 
 
-def test_deprecating_an_unknown_definition_is_404(app: tuple[TestClient, Container]) -> None:
-    client, container = app
+def test_deprecating_an_unknown_definition_is_404(shared: tuple[TestClient, Container]) -> None:
+    client, container = shared
     before = head(container)
     assert_problem(client.post(f"{URL}/no-such/deprecate", headers=ADMIN), 404)
     assert head(container) == before
@@ -260,8 +267,8 @@ def test_deprecating_an_unknown_definition_is_404(app: tuple[TestClient, Contain
         (None, "GET", URL, 401),
     ],
 )
-def test_roles(app: tuple[TestClient, Container], role: str | None, method: str, path: str, status: int) -> None:
-    client, container = app
+def test_roles(shared: tuple[TestClient, Container], role: str | None, method: str, path: str, status: int) -> None:
+    client, container = shared
     publish(client)
     before = head(container)
     response = client.request(method, path, headers=AUTH.get(role or "", {}), params=caught_up(container),

@@ -36,6 +36,13 @@ def app(tmp_path: Path) -> Iterator[tuple[TestClient, Container]]:
         yield pair
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Container]]:
+    """One app for the tests that only read or are refused (cheaper than one app per test)."""
+    with control_client(tmp_path_factory.mktemp("shared")) as pair:
+        yield pair
+
+
 def read(client: TestClient, container: Container, worker_id: str) -> dict:
     response = client.get(f"{URL}/{worker_id}", headers=AUTH["instructor"], params=caught_up(container))
     assert response.status_code == 200, response.text
@@ -113,9 +120,9 @@ def test_stop_is_refused_while_a_lab_is_active_and_allowed_once_it_is_over(
     [("drain", "PENDING"), ("cancel-drain", "PENDING"), ("stop", "PENDING"), ("cancel-drain", "RUNNING")],
 )
 def test_illegal_transitions_are_409_with_the_state(
-    app: tuple[TestClient, Container], action: str, state: str
+    shared: tuple[TestClient, Container], action: str, state: str
 ) -> None:
-    client, container = app
+    client, container = shared
     if state == "RUNNING":
         worker_id = running_worker(client, container)
     else:
@@ -185,9 +192,9 @@ def test_list_filters_by_state_template_and_liveness(app: tuple[TestClient, Cont
     ],
 )
 def test_bad_provision_requests_append_nothing(
-    app: tuple[TestClient, Container], body: object, status: int, field: str | None
+    shared: tuple[TestClient, Container], body: object, status: int, field: str | None
 ) -> None:
-    client, container = app
+    client, container = shared
     before = head(container)
     if isinstance(body, str):
         response = client.post(URL, headers={**ADMIN, "content-type": "application/json"}, content=body)
@@ -209,9 +216,9 @@ def test_a_removed_template_cannot_provision(app: tuple[TestClient, Container]) 
 @pytest.mark.parametrize("method, suffix", [("GET", ""), ("GET", "/timeline"), ("POST", "/drain"),
                                             ("POST", "/cancel-drain"), ("POST", "/stop")])
 def test_unknown_workers_are_404(
-    app: tuple[TestClient, Container], worker_id: str, method: str, suffix: str
+    shared: tuple[TestClient, Container], worker_id: str, method: str, suffix: str
 ) -> None:
-    client, container = app
+    client, container = shared
     before = head(container)
     assert_problem(client.request(method, f"{URL}/{worker_id}{suffix}", headers=ADMIN), 404)
     assert head(container) == before
@@ -231,9 +238,9 @@ def test_unknown_workers_are_404(
     ],
 )
 def test_roles(
-    app: tuple[TestClient, Container], role: str | None, method: str, suffix: str, status: int
+    shared: tuple[TestClient, Container], role: str | None, method: str, suffix: str, status: int
 ) -> None:
-    client, container = app
+    client, container = shared
     worker_id = running_worker(client, container)
     before = head(container)
     response = client.request(method, f"{URL}/{worker_id}{suffix}", headers=AUTH.get(role or "", {}),
