@@ -86,7 +86,7 @@ class PlacementPipeline:
         with reading(reads):
             feasible = self._filter(request, to_filter, rejections)
             scores, total_scores = self._score(request, feasible)
-        ranking = [candidate.worker_id for candidate in sorted(feasible, key=lambda c: _rank_key(c, total_scores))]
+        ranking = _rank(feasible, total_scores)
         chosen = ranking[0] if ranking else None
         return PlacementDecision(
             instance_id=request.instance_id,
@@ -165,8 +165,9 @@ class PlacementPipeline:
             (plugin,) = plugins
             name = plugin.name
             for candidate, value in zip(feasible, _score_all(plugin, request, feasible), strict=True):
-                scores[candidate.worker_id] = {name: float(value)}
-                total_scores[candidate.worker_id] = round(float(value), 4)
+                value = float(value)
+                scores[candidate.worker_id] = {name: value}
+                total_scores[candidate.worker_id] = value  # one score: it is the total
             return scores, total_scores
         total_weight = sum(plugin.weight for plugin in plugins)
         columns = [_score_all(plugin, request, feasible) for plugin in plugins]
@@ -188,11 +189,19 @@ def _score_all(plugin: ScorePlugin, request: PlacementRequest, candidates: list[
     return [plugin.score(request, candidate) for candidate in candidates]
 
 
-def _rank_key(candidate: WorkerCandidate, total_scores: dict[str, float]) -> tuple[float, float, str]:
-    ready_at = candidate.expected_ready_at
-    # No expected ready time on a feasible worker means it is RUNNING: ready now.
-    ready = ready_at.timestamp() if ready_at is not None else float("-inf")
-    return (-total_scores[candidate.worker_id], ready, candidate.worker_id)
+def _rank(feasible: list[WorkerCandidate], total_scores: dict[str, float]) -> list[str]:
+    """Feasible worker ids, best first: highest total, earliest ready, smallest id."""
+    never = float("-inf")  # no expected ready time on a feasible worker: RUNNING, ready now
+    keys = [
+        (
+            -total_scores[c.worker_id],
+            c.expected_ready_at.timestamp() if c.expected_ready_at is not None else never,
+            c.worker_id,
+        )
+        for c in feasible
+    ]
+    keys.sort()
+    return [key[2] for key in keys]
 
 
 def needed_for(request: PlacementRequest, rejections: dict[str, list[Rejection]]) -> dict[str, Any]:

@@ -69,14 +69,13 @@ def window_peaks(request: PlacementRequest, candidates: list[WorkerCandidate]) -
     if reads is None:
         return [_read_peak(request, candidate.ledger) for candidate in candidates]
     peaks = reads.peaks
-    found = []
-    for candidate in candidates:
-        ledger = candidate.ledger
-        peak = peaks.get(id(ledger))
-        if peak is None:
-            peak = peaks[id(ledger)] = _read_peak(request, ledger)
-        found.append(peak)
-    return found
+    found = list(map(peaks.get, [id(candidate.ledger) for candidate in candidates]))
+    if None in found:  # first time this window meets these ledgers: read them
+        for n, peak in enumerate(found):
+            if peak is None:
+                ledger = candidates[n].ledger
+                found[n] = peaks[id(ledger)] = _read_peak(request, ledger)
+    return found  # type: ignore[return-value]
 
 
 def windows_free_ports(request: PlacementRequest, candidates: list[WorkerCandidate]) -> list[int]:
@@ -85,14 +84,13 @@ def windows_free_ports(request: PlacementRequest, candidates: list[WorkerCandida
     if reads is None:
         return [_read_free_ports(request, candidate.ledger) for candidate in candidates]
     free_ports = reads.free_ports
-    found = []
-    for candidate in candidates:
-        ledger = candidate.ledger
-        free = free_ports.get(id(ledger))
-        if free is None:
-            free = free_ports[id(ledger)] = _read_free_ports(request, ledger)
-        found.append(free)
-    return found
+    found = list(map(free_ports.get, [id(candidate.ledger) for candidate in candidates]))
+    if None in found:
+        for n, free in enumerate(found):
+            if free is None:
+                ledger = candidates[n].ledger
+                found[n] = free_ports[id(ledger)] = _read_free_ports(request, ledger)
+    return found  # type: ignore[return-value]
 
 
 def _read_peak(request: PlacementRequest, ledger: ReservationLedger) -> tuple[Resources, int]:

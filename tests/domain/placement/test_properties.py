@@ -219,7 +219,7 @@ def test_a_placement_always_fits_the_chosen_ledger(fleet, stream):
             assert ledger.check(request.requirements, request.node_count, request.port_count, request.hold_start, request.hold_end) == []
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(fleet=fleets(), stream=booking_streams())
 def test_batch_plugins_agree_with_one_by_one(fleet, stream):
     from domain.placement.plugins import split_one_by_one
