@@ -1,0 +1,148 @@
+"""Fleet cost so far (SPEC §8 "cost so far", §9): worker-hours, cost and idle share per template.
+
+One document per worker: its template snapshot (hourly cost, capacity), every state change
+``(at, state)`` and the spans its reservations were actually held (a hold released early
+ends at the release; a terminated worker's holds end with it). The arithmetic is the
+domain's (``domain.scaling.cost``): billed states are PROVISIONING, RUNNING and DRAINING;
+idle = billed time with no hold. The report also gives the lower bound on worker-hours for
+the holds served (``lower_bounds``), so ``worker_hours / lower_bound`` measures waste.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from domain.ledger import Reservation
+from domain.resources import Resources
+from domain.scaling.cost import fleet_cost, lower_bounds, state_intervals
+from domain.scaling.inputs import TemplateOffer
+from domain.worker import Worker, WorkerState
+from domain.worker_template import WorkerTemplateSpec
+from projections.events import StoredEvent
+from projections.projection import Projection
+from projections.readmodel import Document, ReadModelStore, ReadModelTx, Table
+
+FLEET_COST = Table("fleet_cost_workers", {"template_name": str})
+SCAN_PAGE = 500
+
+_STATE_AFTER: dict[type, WorkerState] = {
+    Worker.WorkerProvisioningStarted: WorkerState.PROVISIONING,
+    Worker.WorkerReady: WorkerState.RUNNING,
+    Worker.WorkerProvisioningFailed: WorkerState.FAILED,
+    Worker.DrainingStarted: WorkerState.DRAINING,
+    Worker.DrainCancelled: WorkerState.RUNNING,
+    Worker.WorkerStopping: WorkerState.STOPPING,
+    Worker.WorkerStopped: WorkerState.STOPPED,
+    Worker.WorkerRestartRequested: WorkerState.PROVISIONING,
+    Worker.WorkerTerminated: WorkerState.TERMINATED,
+}
+
+
+class FleetCostProjection(Projection):
+    name = "fleet_cost"
+    version = 1
+    tables = (FLEET_COST,)
+
+    def handle(self, stored: StoredEvent, tx: ReadModelTx) -> None:
+        event = stored.event
+        if not isinstance(event, Worker.Event):
+            return
+        if isinstance(event, Worker.WorkerRequested):
+            tx.put(FLEET_COST.name, stored.stream_id, {
+                "worker_id": stored.stream_id,
+                "template_name": event.template_name,
+                "template": event.template,
+                "transitions": [[event.occurred_at.isoformat(), WorkerState.PENDING.value]],
+                "holds": {},
+            })
+            return
+        doc = tx.get(FLEET_COST.name, stored.stream_id)
+        if doc is None:
+            return
+        at = event.occurred_at
+        holds: dict[str, dict[str, Any]] = doc["holds"]
+        if isinstance(event, Worker.CapacityReserved):
+            holds[event.instance_id] = {"start": event.hold_start.isoformat(), "end": event.hold_end.isoformat(),
+                                        "resources": event.resources, "nodes": event.nodes}
+        elif isinstance(event, Worker.CapacityReleased):
+            _cut(holds, event.instance_id, at)
+        elif isinstance(event, Worker.ReservationExtended) and event.instance_id in holds:
+            holds[event.instance_id]["end"] = event.hold_end.isoformat()
+        state = _STATE_AFTER.get(type(event))
+        if state is not None:
+            doc["transitions"].append([at.isoformat(), state.value])
+            if state is WorkerState.TERMINATED:
+                for instance_id in list(holds):
+                    _cut(holds, instance_id, at)
+        tx.put(FLEET_COST.name, stored.stream_id, doc)
+
+
+def _cut(holds: dict[str, dict[str, Any]], instance_id: str, at: datetime) -> None:
+    """A hold given back at ``at``: it was held until then (or not at all, if not begun)."""
+    hold = holds.get(instance_id)
+    if hold is None:
+        return
+    if datetime.fromisoformat(hold["start"]) >= at:
+        del holds[instance_id]
+    elif datetime.fromisoformat(hold["end"]) > at:
+        hold["end"] = at.isoformat()
+
+
+def _reservations(doc: Document, until: datetime) -> list[Reservation]:
+    held = []
+    for instance_id, hold in sorted(doc["holds"].items()):
+        start = datetime.fromisoformat(hold["start"])
+        end = min(datetime.fromisoformat(hold["end"]), until)
+        if end > start:
+            held.append(Reservation(instance_id, Resources.from_dict(hold["resources"]), hold["nodes"], {}, start, end))
+    return held
+
+
+def cost_report(docs: list[Document], now: datetime) -> dict[str, Any]:
+    """Cost so far of these workers at ``now`` (a pure function of the documents)."""
+    intervals = []
+    hourly: dict[str, float] = {}
+    busy: dict[str, list[tuple[datetime, datetime]]] = {}
+    served: dict[str, list[Reservation]] = {}
+    offers: dict[str, TemplateOffer] = {}
+    for doc in docs:
+        name = doc["template_name"]
+        hourly.setdefault(name, float(doc["template"].get("hourly_cost") or 0.0))
+        offers.setdefault(name, TemplateOffer.from_spec(WorkerTemplateSpec.from_dict(doc["template"])))
+        transitions = [(datetime.fromisoformat(at), state) for at, state in doc["transitions"]]
+        intervals.extend(state_intervals(doc["worker_id"], name, transitions, now))
+        held = _reservations(doc, now)
+        busy[doc["worker_id"]] = [(r.hold_start, r.hold_end) for r in held]
+        served.setdefault(name, []).extend(held)
+    report = fleet_cost(intervals, hourly, busy).to_dict()
+    bounds = lower_bounds(offers.values(), served)
+    bound_hours = sum(b.worker_hours for b in bounds.values())
+    report["at"] = now.isoformat()
+    report["workers"] = len(docs)
+    report["lower_bound"] = {name: b.to_dict() for name, b in bounds.items()}
+    report["lower_bound_worker_hours"] = round(bound_hours, 6)
+    report["waste_ratio"] = round(report["worker_hours"] / bound_hours, 6) if bound_hours else None
+    return report
+
+
+class FleetCostQueries:
+    def __init__(self, store: ReadModelStore) -> None:
+        self.store = store
+
+    def report(self, now: datetime, *, template_name: str | None = None) -> dict[str, Any]:
+        where = {} if template_name is None else {"template_name": template_name}
+        return cost_report(list(self._scan(where)), now)
+
+    def _scan(self, where: dict[str, Any]) -> Iterator[Document]:
+        after: str | None = None
+        while True:
+            page = self.store.query(FLEET_COST.name, where=where, limit=SCAN_PAGE, after=after)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            after = page.next_cursor
+
+
+PROJECTIONS = (FleetCostProjection(),)
