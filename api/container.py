@@ -19,6 +19,7 @@ class Container:
     def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
+        self._system_clock = clock is None
         self.metrics = Metrics()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.tokens, self.tokens_path = registry_from_settings(settings.tokens, settings.data_dir)
@@ -28,6 +29,7 @@ class Container:
         self._wire_control_api()
         self._wire_cloudevents()
         self._wire_instance_api()
+        self._wire_fleet()
         self._started = False
 
     def _open_store(self):  # noqa: ANN202 - adapters.eventstore.store.EventStore
@@ -119,6 +121,43 @@ class Container:
             catch_up=lambda: self.wait_for_position(self.store.max_position(), settings.read_wait_seconds),
         )
 
+    # -- fleet: autoscaler + worker controller over the cloud port (LRM_CLOUD) -----------
+    def _wire_fleet(self) -> None:
+        from datetime import timedelta
+
+        from domain.scaling import ScalingSettings
+        from processors.autoscaler import Autoscaler, AutoscalerSettings
+        from processors.workers import WorkerController
+        from processors.workers.loop import TickLoop
+
+        settings = self.settings
+        self.cloud = self._open_cloud()
+        self.autoscaler = Autoscaler(self.store, self.clock, AutoscalerSettings(
+            policy=settings.scaling_policy,
+            scaling=ScalingSettings(instantiation_lead=timedelta(minutes=settings.instantiation_lead_minutes)),
+            teardown_margin=timedelta(minutes=settings.teardown_margin_minutes),
+            interval=timedelta(seconds=30),
+        ))
+        self.worker_controller = WorkerController(self.store, self.cloud, self.clock, provider_name=settings.cloud)
+        # With an injected clock (tests, simulation) the caller drives them with tick().
+        run = settings.processors if settings.processors is not None else self._system_clock
+        closer = getattr(self.cloud, "aclose", None)
+        self.fleet_loops = [
+            TickLoop("autoscaler", self.autoscaler.tick, self.store.max_position, interval=1.0),
+            TickLoop("worker-controller", self.worker_controller.tick, self.store.max_position, interval=1.0,
+                     on_stop=closer),
+        ] if run else []
+
+    def _open_cloud(self):  # noqa: ANN202 - processors.ports.cloud.CloudProvider
+        if self.settings.cloud == "ec2":
+            from adapters.cloud.ec2 import Ec2Cloud
+
+            return Ec2Cloud()  # LRM_AWS_* settings; its client lives on the controller's loop
+        from adapters.cloud.simulated import SimulatedCloud
+
+        return SimulatedCloud(self.clock, time_scale=self.settings.time_scale,
+                              failure_probability=self.settings.cloud_failure_rate)
+
     def seed_worker_templates(self) -> list[str]:
         """Create the templates of the seed file whose names are unknown (never overwrite)."""
         from domain.context import CommandContext
@@ -143,11 +182,15 @@ class Container:
         self.seed_worker_templates()
         self.projection_runner.start()
         self.webhooks.start()
+        for loop in self.fleet_loops:
+            loop.start()
 
     def stop(self) -> None:
         if not self._started:
             return
         self._started = False
+        for loop in self.fleet_loops:
+            loop.stop()
         self.webhooks.close()
         self.projection_runner.stop()
         self.read_models.close()

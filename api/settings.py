@@ -31,6 +31,13 @@ class Settings(BaseSettings):
     time_scale: float = Field(
         1.0, gt=0, description="simulated cloud/CML speed-up: 60 = a 20 min boot takes 20 s"
     )
+    # Fleet: cloud provider and the background process managers (autoscaler, worker controller).
+    cloud: Literal["simulated", "ec2"] = "simulated"
+    cloud_failure_rate: float = Field(0.0, ge=0, le=1, description="simulated cloud: chance a boot fails")
+    scaling_policy: Literal["default", "reactive", "static"] = "default"
+    processors: bool | None = Field(
+        None, description="run the autoscaler and worker controller; default: only on the system clock"
+    )
     # Artifact store (lab YAML, evidence): a directory under data_dir, or S3 (other LRM_S3_* too).
     artifacts: Literal["local", "s3"] = "local"
     s3_bucket: str = ""

@@ -328,6 +328,7 @@ class Scheduler:
         aggregates, and a batch is saved in one atomic append (one commit instead of two per
         placement). A conflicting batch is reloaded and placed one by one (``_place``)."""
         view = self.view
+        view.catch_up()  # decisions record the position they saw: include our own saves so far
         batch = _Batch()
         for instance_id in view.queue():
             if self._tried.get(instance_id) == view.capacity_epoch:
@@ -445,9 +446,8 @@ class Scheduler:
 
     def _place(self, instance_id: str, now: datetime, report: PassReport) -> None:
         view = self.view
-        for attempt in range(self.settings.max_attempts):
-            if attempt:
-                view.catch_up()
+        for _ in range(self.settings.max_attempts):
+            view.catch_up()
             instance = view.instances[instance_id]
             if instance.state is not I.PENDING or view.holders(instance_id):
                 return
