@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,10 +12,12 @@ from fastapi.testclient import TestClient
 from api.container import Container
 from domain.context import CommandContext
 from domain.worker import Worker
+from domain.worker_template import WorkerTemplate
 from tests.api.test_templates_support import (
     ADMIN,
     API,
     AUTH,
+    ROOT,
     assert_problem,
     caught_up,
     control_client,
@@ -198,3 +201,34 @@ def test_unknown_template_is_404(shared: tuple[TestClient, Container]) -> None:
     assert_problem(client.get(f"{URL}/no-such", headers=ADMIN), 404)
     assert_problem(client.delete(f"{URL}/no-such", headers=ADMIN), 404)
     assert_problem(client.get(f"{URL}/{'y' * 201}", headers=ADMIN), 422, "name")
+
+
+def test_a_template_added_to_the_file_later_is_seeded_on_the_next_start(tmp_path: Path) -> None:
+    seed = tmp_path / "templates.yaml"
+    original = (ROOT / "config" / "worker-templates.yaml").read_text()
+    seed.write_text(original)
+    data_dir = tmp_path / "data"
+    with control_client(data_dir, worker_templates_file=seed) as (client, container):
+        assert set(names(client, container)) == SEEDED
+    extra = original.split("\n  - name: enterprise-large")[0].replace("personal-standard", "personal-extra")
+    seed.write_text(original + "\n" + extra.split("templates:\n", 1)[1])
+    with control_client(data_dir, worker_templates_file=seed) as (client, container):
+        assert set(names(client, container)) == SEEDED | {"personal-extra"}
+
+
+def test_concurrent_creates_of_one_name_end_as_one_create_and_one_update(tmp_path: Path) -> None:
+    with control_client(tmp_path) as (client, container):
+        results: list[int] = []
+
+        def put(hourly_cost: float) -> None:
+            response = client.put(f"{URL}/race", headers=ADMIN, json=template_body(hourly_cost=hourly_cost))
+            results.append(response.status_code)
+
+        threads = [threading.Thread(target=put, args=(cost,)) for cost in (1.0, 2.0)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(results) == [201, 202]
+        events = container.store.read_stream(WorkerTemplate.stream_id_for("race"))
+        assert [e.event_name for e in events] == ["WorkerTemplateRegistered", "WorkerTemplateUpdated"]

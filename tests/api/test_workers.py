@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from api.container import Container
 from domain.worker import Worker
 from domain.worker_template import WorkerTemplate
+from processors.commands.workers import WorkerService
 from tests.api.test_templates_support import (
     ADMIN,
     API,
@@ -278,3 +279,38 @@ def test_release_extend_and_terminate_are_reflected_and_survive_a_rebuild(
     assert gone["reservations"] == [] and gone["reserved_now"]["nodes"] == 0
     live = client.get(URL, headers=ADMIN, params={"live": "true", **caught_up(container)}).json()["items"]
     assert worker_id not in {w["id"] for w in live}
+
+
+class RacingStore:
+    """Lets a rival writer append to the stream just before our first save: a real conflict."""
+
+    def __init__(self, store: object, rival: Callable[[], None]) -> None:
+        self._store = store
+        self._rival: Callable[[], None] | None = rival
+        self.saves = 0
+
+    def save(self, *aggregates: object) -> int:
+        self.saves += 1
+        if self._rival is not None:
+            rival, self._rival = self._rival, None
+            rival()
+        return self._store.save(*aggregates)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+
+def test_a_command_that_loses_a_race_re_reads_and_retries(app: tuple[TestClient, Container]) -> None:
+    client, container = app
+    worker_id = running_worker(client, container)
+
+    def scheduler_books_meanwhile() -> None:
+        reserve(container, worker_id, "Instance-raced", NOW + timedelta(hours=1), 1)
+
+    racing = RacingStore(container.store, scheduler_books_meanwhile)
+    position = WorkerService(racing).drain(worker_id, system_ctx(container, "admin:admin"), reason="race")  # type: ignore[arg-type]
+    assert racing.saves == 2  # the first save conflicted, the retry re-read and won
+    events = container.store.read_stream(worker_id)
+    assert [e.event_name for e in events][-2:] == ["CapacityReserved", "DrainingStarted"]
+    assert events[-1].event.held_instance_ids == ["Instance-raced"]  # decided on the re-read state
+    assert position == head(container)
