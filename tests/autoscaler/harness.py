@@ -1,9 +1,9 @@
 """A whole fleet on one virtual clock: autoscaler + worker controller + simulated cloud.
 
-Until the scheduler and instance controllers are wired here, ``place_queued`` and
-``run_labs`` stand in for them with the same aggregate commands (first fit on reservable
-workers ready in time; labs start at their instantiation time and are archived at the end
-of their hold).
+Placement is the real scheduler (``processors.scheduler``) or, with ``scheduler=None``,
+``place_queued``, a first-fit stand-in with the same aggregate commands (to test the
+autoscaler alone). ``run_labs`` stands in for the instance controller and the users: a
+lab instantiates and runs from its hold start, and is archived at its hold end.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from domain.timeslot import Timeslot, hold_window
 from domain.worker import RESERVABLE_STATES, Worker, WorkerState
 from domain.worker_template import WorkerTemplate, WorkerTemplateSpec
 from processors.autoscaler import Autoscaler, AutoscalerSettings, Decision
+from processors.scheduler import Scheduler, SchedulerSettings
 from processors.workers import WorkerController
 from processors.workers.replica import AggregateReplica
 from projections.projection import Projection
@@ -43,17 +44,22 @@ class Fleet:
     controller: WorkerController
     decisions: list[Decision] = field(default_factory=list)
     view: AggregateReplica | None = None
+    scheduler: Scheduler | None = None
 
     def __post_init__(self) -> None:
         self.view = AggregateReplica(self.store, (Worker, LabletInstance))
 
     @classmethod
     def build(cls, store: EventStore, clock: VirtualClock, templates: list[WorkerTemplateSpec], *,
-              cloud: SimulatedCloud | None = None, settings: AutoscalerSettings | None = None) -> Fleet:
+              cloud: SimulatedCloud | None = None, settings: AutoscalerSettings | None = None,
+              real_scheduler: bool = False) -> Fleet:
         cloud = cloud or SimulatedCloud(clock, jitter=0.1, seed=7)
         for spec in templates:
             store.save(WorkerTemplate.register(spec, ctx(clock, "system:seed")))
-        return cls(store, clock, cloud, Autoscaler(store, clock, settings), WorkerController(store, cloud, clock))
+        scheduler = Scheduler(store, clock, settings=SchedulerSettings(instantiation_lead=LEAD,
+                                                                       teardown_margin=MARGIN)) if real_scheduler else None
+        return cls(store, clock, cloud, Autoscaler(store, clock, settings), WorkerController(store, cloud, clock),
+                   scheduler=scheduler)
 
     # -- demand --------------------------------------------------------------------------
     def book(self, count: int, start: datetime, minutes: int, *, requirements: InstanceRequirements = EXAM,
@@ -103,14 +109,17 @@ class Fleet:
         now = self.clock.now()
         c = ctx(self.clock, "system:instance-controller")
         for copy in self._all(LabletInstance):
-            due = (copy.state is InstanceState.SCHEDULED and now >= copy.hold_start) or (
+            due = (copy.state is InstanceState.SCHEDULED and now >= copy.hold_start and self.scheduler is None) or (
+                copy.state is InstanceState.INSTANTIATING) or (
                 copy.state is InstanceState.RUNNING and now >= copy.hold_end)
             if not due:
                 continue
             instance = self.store.get(copy.id)
             worker = self.store.get(instance.worker_id)
-            if instance.state is InstanceState.SCHEDULED and worker.state is WorkerState.RUNNING:
-                instance.start_instantiation(1, c)
+            if instance.state in (InstanceState.SCHEDULED, InstanceState.INSTANTIATING) \
+                    and worker.state is WorkerState.RUNNING:
+                if instance.state is InstanceState.SCHEDULED:
+                    instance.start_instantiation(1, c)
                 instance.mark_ready({"url": "sim"}, c)
                 instance.login(c)
                 self.store.save(instance)
@@ -127,7 +136,9 @@ class Fleet:
         decision = self.autoscaler.tick()
         if decision is not None and decision.decision_id is not None:
             self.decisions.append(decision)
-        if place:
+        if place and self.scheduler is not None:
+            self.scheduler.run_until_idle(self.clock.now())
+        elif place:
             self.place_queued()
         asyncio.run(self.controller.tick())
         if place:

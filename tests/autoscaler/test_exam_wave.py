@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
+import pytest
+
 from adapters.clock import VirtualClock
 from adapters.eventstore.store import EventStore
 from domain.instance import InstanceState
@@ -25,12 +27,15 @@ NINE = START.replace(hour=9)
 WAVE = 200
 
 
-def test_exam_wave_brings_workers_up_in_time_and_stops_them_after(store: EventStore, clock: VirtualClock) -> None:
+@pytest.mark.parametrize("real_scheduler", [True, False], ids=["scheduler", "first-fit"])
+def test_exam_wave_brings_workers_up_in_time_and_stops_them_after(
+    store: EventStore, clock: VirtualClock, real_scheduler: bool,
+) -> None:
     templates = seeded_templates()
     # Plans on events and at planned moments; the 10-minute cadence only bounds quiet spells.
     settings = AutoscalerSettings(interval=timedelta(minutes=10))
     fleet = Fleet.build(store, clock, [templates["personal-standard"], templates["enterprise-large"]],
-                        settings=settings)
+                        settings=settings, real_scheduler=real_scheduler)
     fleet.book(WAVE, NINE, 60)
 
     # Nothing is launched hours ahead: the launch is deferred to boot + margin before 08:45.
@@ -74,7 +79,7 @@ def test_exam_wave_brings_workers_up_in_time_and_stops_them_after(store: EventSt
     bound = report["lower_bound"]["personal-standard"]
     assert bound["workers_at_peak"] == 20
     assert bound["capacity_bound_hours"] == WAVE * 2 * 1.75 / 20  # node-hours / nodes per worker
-    print(f"\nexam wave: worker-hours {report['worker_hours']:.2f}, lower bound "
+    print(f"\nexam wave ({'scheduler' if real_scheduler else 'first fit'}): worker-hours {report['worker_hours']:.2f}, lower bound "
           f"{report['lower_bound_worker_hours']:.2f}, ratio {report['waste_ratio']:.3f}, "
           f"idle share {report['idle_share']:.3f}, cost {report['cost']:.2f}")
     assert report["worker_hours"] >= report["lower_bound_worker_hours"]
