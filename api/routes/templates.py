@@ -10,7 +10,13 @@ from api.auth import Principal, Role, require
 from api.deps import Ctx, ReadYourWrites, get_container
 from api.problems import ApiProblem
 from api.schemas import PROBLEM_RESPONSES, Cursor, Limit, paged
-from api.schemas.templates import PositionOut, TemplateWrittenOut, WorkerTemplateIn, WorkerTemplateOut, WorkerTemplatePage
+from api.schemas.templates import (
+    PositionOut,
+    TemplateWrittenOut,
+    WorkerTemplateIn,
+    WorkerTemplateOut,
+    WorkerTemplatePage,
+)
 from domain.errors import InvalidInput, NotFound
 from domain.naming import MAX_NAME_LENGTH, NAME_PATTERN
 from domain.worker_template import LicenseType, WorkerTemplateSpec

@@ -154,7 +154,8 @@ def test_roles(shared: tuple[TestClient, Container], role: str | None, status: i
 
 HOUR = timedelta(hours=1)
 holds = st.lists(
-    st.tuples(st.integers(0, 20), st.integers(1, 6), st.integers(1, 8), st.integers(0, 4)),  # start h, hours, cpu, nodes
+    # (start hour, hours held, cores, nodes)
+    st.tuples(st.integers(0, 20), st.integers(1, 6), st.integers(1, 8), st.integers(0, 4)),
     max_size=6,
 )
 

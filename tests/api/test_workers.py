@@ -308,7 +308,8 @@ def test_a_command_that_loses_a_race_re_reads_and_retries(app: tuple[TestClient,
         reserve(container, worker_id, "Instance-raced", NOW + timedelta(hours=1), 1)
 
     racing = RacingStore(container.store, scheduler_books_meanwhile)
-    position = WorkerService(racing).drain(worker_id, system_ctx(container, "admin:admin"), reason="race")  # type: ignore[arg-type]
+    service = WorkerService(racing)  # type: ignore[arg-type]
+    position = service.drain(worker_id, system_ctx(container, "admin:admin"), reason="race")
     assert racing.saves == 2  # the first save conflicted, the retry re-read and won
     events = container.store.read_stream(worker_id)
     assert [e.event_name for e in events][-2:] == ["CapacityReserved", "DrainingStarted"]
