@@ -1,0 +1,138 @@
+"""Read model of scheduling: every placement decision, and the queue of PENDING instances.
+
+``placement_decisions`` holds one document per ``PlacementDecided``/``PlacementFailed``
+(the recorded decision: candidates, rejections by worker and by filter, scores, chosen
+worker, policy), keyed ``<instance id>/<stream version>`` so one instance's decisions
+read in order; ``scheduling_instances`` follows every instance's state, owner and start,
+so the queue (state PENDING) reads FIFO by start time, with the last failure's summary
+("why is it still pending").
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from domain.instance import InstanceState, LabletInstance
+from projections.events import StoredEvent
+from projections.projection import Projection
+from projections.readmodel import Document, Page, ReadModelStore, ReadModelTx, Table, decode_cursor
+
+DECISIONS = Table("placement_decisions", {"instance_id": str, "position": int, "outcome": str, "owner_id": str})
+SCHEDULING = Table("scheduling_instances", {"state": str, "owner_id": str, "start": str})
+
+I = LabletInstance  # noqa: E741 - short alias for the event classes below
+
+_STATE_AFTER: dict[type, InstanceState] = {
+    I.InstanceScheduled: InstanceState.SCHEDULED,
+    I.InstanceRequeued: InstanceState.PENDING,
+    I.InstantiationStarted: InstanceState.INSTANTIATING,
+    I.InstanceReady: InstanceState.READY,
+    I.UserLoggedIn: InstanceState.RUNNING,
+    I.InstanceRestarted: InstanceState.RUNNING,
+    I.CollectionStarted: InstanceState.COLLECTING,
+    I.GradingStarted: InstanceState.GRADING,
+    I.GradingCompleted: InstanceState.STOPPING,
+    I.GradingFailed: InstanceState.STOPPING,
+    I.StopRequested: InstanceState.STOPPING,
+    I.InstanceStopped: InstanceState.STOPPED,
+    I.InstanceArchived: InstanceState.ARCHIVED,
+    I.InstanceTerminated: InstanceState.TERMINATED,
+}
+
+
+def utc(value: datetime | None) -> str | None:
+    """Fixed-width UTC ISO 8601, so the text index sorts like the instants."""
+    return None if value is None else value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def decision_key(instance_id: str, version: int) -> str:
+    return f"{instance_id}/{version:012d}"
+
+
+class SchedulingProjection(Projection):
+    name = "scheduling"
+    version = 1
+    tables = (DECISIONS, SCHEDULING)
+
+    def handle(self, stored: StoredEvent, tx: ReadModelTx) -> None:
+        event = stored.event
+        if not isinstance(event, LabletInstance.Event):
+            return
+        instance_id = stored.stream_id
+        if isinstance(event, I.InstanceRequested):
+            start = event.timeslot_start or event.timestamp
+            tx.put(SCHEDULING.name, instance_id, {
+                "instance_id": instance_id, "state": InstanceState.PENDING.value, "owner_id": event.owner_id,
+                "definition_name": event.definition_name, "definition_version": event.definition_version,
+                "timeslot_start": utc(event.timeslot_start), "timeslot_end": utc(event.timeslot_end),
+                "requested_at": utc(event.timestamp), "queued_at": utc(event.timestamp), "start": utc(start),
+                "requirements": event.requirements, "worker_id": None, "last_failure": None,
+                "last_decision_position": None, "position": stored.position,
+            })
+            return
+        doc = tx.get(SCHEDULING.name, instance_id)
+        if doc is None:
+            return
+        if isinstance(event, (I.PlacementDecided, I.PlacementFailed)):
+            placed = isinstance(event, I.PlacementDecided)
+            record = event.decision
+            tx.put(DECISIONS.name, decision_key(instance_id, stored.version), {
+                "decision_id": event.decision_id, "instance_id": instance_id, "owner_id": doc["owner_id"],
+                "event": event.event_name, "outcome": "placed" if placed else "unplaceable",
+                "worker_id": event.worker_id if placed else None,
+                "summary": None if placed else event.summary,
+                "occurred_at": utc(event.timestamp), "actor": event.metadata.get("actor", ""),
+                "position": stored.position, "version": stored.version, "decision": record,
+            })
+            doc["last_failure"] = None if placed else event.summary
+            doc["last_decision_position"] = stored.position
+        state = _STATE_AFTER.get(type(event))
+        if state is not None:
+            doc["state"] = state.value
+            if isinstance(event, I.InstanceScheduled):
+                doc["worker_id"] = event.worker_id
+            elif isinstance(event, I.InstanceRequeued):
+                doc.update(worker_id=None, queued_at=utc(event.timestamp), last_failure=None)
+        doc["position"] = stored.position
+        tx.put(SCHEDULING.name, instance_id, doc)
+
+
+class SchedulingQueries:
+    def __init__(self, store: ReadModelStore) -> None:
+        self.store = store
+
+    def decisions(
+        self, *, instance_id: str | None = None, owner_id: str | None = None, outcome: str | None = None,
+        limit: int = 50, cursor: str | None = None,
+    ) -> Page:
+        """One instance's decisions in order, or all decisions newest first."""
+        where: dict[str, Any] = {}
+        if owner_id is not None:
+            where["owner_id"] = owner_id
+        if outcome is not None:
+            where["outcome"] = outcome
+        if instance_id is not None:
+            where["instance_id"] = instance_id
+            return self.store.query(DECISIONS.name, where=where, limit=limit, after=_checked(cursor))
+        return self.store.query(DECISIONS.name, where=where, order_by="position", descending=True, limit=limit,
+                                after=_checked(cursor))
+
+    def queue(self, *, owner_id: str | None = None, limit: int = 50, cursor: str | None = None) -> Page:
+        """PENDING instances, FIFO by start time (ASAP: the request time)."""
+        where: dict[str, Any] = {"state": InstanceState.PENDING.value}
+        if owner_id is not None:
+            where["owner_id"] = owner_id
+        return self.store.query(SCHEDULING.name, where=where, order_by="start", limit=limit, after=_checked(cursor))
+
+    def instance(self, instance_id: str) -> Document | None:
+        return self.store.get(SCHEDULING.name, instance_id)
+
+
+def _checked(cursor: str | None) -> str | None:
+    if cursor is not None:
+        decode_cursor(cursor)  # ValueError for a cursor we did not hand out
+    return cursor
+
+
+PROJECTIONS = (SchedulingProjection(),)
