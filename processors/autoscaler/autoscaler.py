@@ -134,10 +134,9 @@ class Autoscaler:
     def _record(self, result: ScalingPlan, now: datetime) -> Decision:
         current = self.replica.get(self.stream_id)
         signature = _signature(result)
-        if result.is_noop and current is not None and current.last_signature == signature:
-            return Decision(result)
-        if result.is_noop and current is None and not (result.deferred or result.unplaceable):
-            return Decision(result)  # nothing has ever been decided and nothing is waiting
+        last = current.last_signature if current is not None else _signature(None)
+        if result.is_noop and signature == last:
+            return Decision(result)  # nothing to do, and still waiting for the same things
         ctx_base = CommandContext(at=now, actor=ACTOR, causation_id="autoscaler")
         audit = copy.deepcopy(current) if current is not None else ScalingDecision.start(self.settings.scope, ctx_base)
         decision_id = audit.next_decision_id()
@@ -237,15 +236,20 @@ class Autoscaler:
             retry_on_conflict(attempt)
 
 
-def _signature(result: ScalingPlan) -> str:
-    """What a no-op plan waits for; a new no-op decision is recorded only when it changes."""
-    waiting = {
-        "actions": [a.to_dict() for a in result.actions if a.kind != "NoAction"],
-        "deferred": [{k: v for k, v in d.to_dict().items() if k != "covers"} | {"covers": len(d.covers)}
-                     for d in result.deferred],
-        "unplaceable": sorted(result.unplaceable),
-        "late": sorted(result.inputs.get("late_minutes", {})),
-    }
+def _signature(result: ScalingPlan | None) -> str:
+    """What a plan waits for (deferred launches, unplaceable and late instances).
+
+    A plan without actions is recorded only when this changed since the last recorded
+    decision: "why is my lab still queued" has an answer, without a decision per tick.
+    """
+    waiting: dict[str, Any] = {"deferred": [], "unplaceable": [], "late": []}
+    if result is not None:
+        waiting = {
+            "deferred": [{k: v for k, v in d.to_dict().items() if k != "covers"} | {"covers": len(d.covers)}
+                         for d in result.deferred],
+            "unplaceable": sorted(result.unplaceable),
+            "late": sorted(result.inputs.get("late_minutes", {})),
+        }
     return hashlib.sha256(json.dumps(waiting, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
