@@ -30,6 +30,7 @@ class Container:
         self._wire_cloudevents()
         self._wire_instance_api()
         self._wire_fleet()
+        self._wire_scheduler()
         self._started = False
 
     def _open_store(self):  # noqa: ANN202 - adapters.eventstore.store.EventStore
@@ -148,6 +149,21 @@ class Container:
                      on_stop=closer),
         ] if run else []
 
+    # -- scheduler: queue, placement, re-placement, instantiation trigger (processors/scheduler)
+    def _wire_scheduler(self) -> None:
+        from datetime import timedelta
+
+        from processors.scheduler import Scheduler, SchedulerSettings
+
+        settings = self.settings
+        self.scheduler = Scheduler(self.store, self.clock, artifacts=self.artifacts, settings=SchedulerSettings(
+            instantiation_lead=timedelta(minutes=settings.instantiation_lead_minutes),
+            teardown_margin=timedelta(minutes=settings.teardown_margin_minutes),
+        ))
+        # Like the fleet loops: with an injected clock (tests, simulation) the caller drives
+        # it with ``scheduler.run_pass()`` / ``run_until_idle()``.
+        self._run_scheduler = settings.processors if settings.processors is not None else self._system_clock
+
     def _open_cloud(self):  # noqa: ANN202 - processors.ports.cloud.CloudProvider
         if self.settings.cloud == "ec2":
             from adapters.cloud.ec2 import Ec2Cloud
@@ -182,6 +198,8 @@ class Container:
         self.seed_worker_templates()
         self.projection_runner.start()
         self.webhooks.start()
+        if self._run_scheduler:
+            self.scheduler.start()
         for loop in self.fleet_loops:
             loop.start()
 
@@ -189,6 +207,7 @@ class Container:
         if not self._started:
             return
         self._started = False
+        self.scheduler.stop()
         for loop in self.fleet_loops:
             loop.stop()
         self.webhooks.close()
