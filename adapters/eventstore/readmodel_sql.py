@@ -69,23 +69,26 @@ class SqlTx:
         self._store = store
         self._execute = execute
         self._execute_many = execute_many
-        self._cache: dict[tuple[str, str], Any] = {}  # (table, key) -> doc | None | _DELETED
-        self._dirty: dict[tuple[str, str], Any] = {}  # (table, key) -> doc | _DELETED
+        # (table, key) -> JSON text | None (absent) | _DELETED
+        self._cache: dict[tuple[str, str], Any] = {}
+        # (table, key) -> row to upsert [key, JSON text, index values...] | _DELETED
+        self._dirty: dict[tuple[str, str], Any] = {}
 
     def get(self, table: str, key: str) -> Document | None:
         cached = self._cache.get((table, key), _MISSING)
         if cached is _MISSING:
-            cached = self._store._get(self._execute, table, key)  # noqa: SLF001
+            found = self._store._get(self._execute, table, key)  # noqa: SLF001
+            cached = None if found is None else dumps(found)
             self._cache[(table, key)] = cached
         if cached is None or cached is _DELETED:
             return None
-        return json.loads(dumps(cached))  # callers may mutate what they get
+        return json.loads(cached)  # a fresh copy: callers may mutate what they get
 
     def put(self, table: str, key: str, doc: Document) -> None:
-        self._store.table(table)
-        stored = json.loads(dumps(doc))  # snapshot now, as a database would
-        self._cache[(table, key)] = stored
-        self._dirty[(table, key)] = stored
+        spec = self._store.table(table)
+        text = dumps(doc)  # snapshot now, as a database would
+        self._cache[(table, key)] = text
+        self._dirty[(table, key)] = [key, text, *(index_value(spec, n, doc) for n in spec.indexes)]
 
     def delete(self, table: str, key: str) -> None:
         self._store.table(table)
@@ -112,14 +115,11 @@ class SqlTx:
         d = self._store.dialect
         puts: dict[str, list[list[Any]]] = {}
         deletes: dict[str, list[list[Any]]] = {}
-        for (table, key), doc in self._dirty.items():
-            if doc is _DELETED:
+        for (table, key), staged in self._dirty.items():
+            if staged is _DELETED:
                 deletes.setdefault(table, []).append([key])
             else:
-                spec = self._store.table(table)
-                puts.setdefault(table, []).append(
-                    [key, dumps(doc), *(index_value(spec, n, doc) for n in spec.indexes)]
-                )
+                puts.setdefault(table, []).append(staged)
         self._dirty.clear()
         for table, rows in deletes.items():
             self._execute_many(f"DELETE FROM {d.table(table)} WHERE key = {d.placeholder}", rows)

@@ -18,7 +18,7 @@ from adapters.eventstore.subscription import (
 from domain.errors import ConcurrencyConflict, NotFound
 from projections.events import StoredEvent
 
-BackendKind = Literal["memory", "sqlite", "postgres"]
+BackendKind = Literal["memory", "sqlite", "postgres", "esdb"]
 
 # Extra wake-up of notification-driven subscriptions (see EventSubscription).
 SAFETY_POLL_INTERVAL = 0.1

@@ -148,3 +148,16 @@ def test_invalid_names_are_refused() -> None:
         Table("Workers; drop")
     with pytest.raises(ValueError):
         Table("workers", {"bad-name": str})
+
+
+def test_put_snapshots_the_document(models: Any) -> None:
+    with models.transaction() as tx:
+        doc = tx.get("workers", "w1")
+        doc["free"] = 3
+        tx.put("workers", "w1", doc)
+        doc["free"] = 99  # after put: must not leak into the stored document or its index
+        doc["state"] = "gone"
+        assert tx.get("workers", "w1")["free"] == 3
+    assert models.get("workers", "w1")["free"] == 3
+    assert ids(models.query("workers", where={"state": "ready"}, order_by="free").items) == [
+        "w1", "w0", "w3", "w5"]
