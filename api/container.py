@@ -31,6 +31,7 @@ class Container:
         self._wire_instance_api()
         self._wire_fleet()
         self._wire_scheduler()
+        self._wire_instance_controller()
         self._started = False
 
     def _open_store(self):  # noqa: ANN202 - adapters.eventstore.store.EventStore
@@ -174,6 +175,40 @@ class Container:
         return SimulatedCloud(self.clock, time_scale=self.settings.time_scale,
                               failure_probability=self.settings.cloud_failure_rate)
 
+    # -- instance controller: instances driven on CML (processors/instances, LRM_CML) -----
+    def _wire_instance_controller(self) -> None:
+        from datetime import timedelta
+
+        from adapters.cml.settings import CmlSettings, build_cml_gateway, endpoint_for_worker
+        from processors.instances import InstanceController, LifecycleSettings
+        from processors.instances.runner import InstanceControllerThread
+
+        settings = self.settings
+        cml_settings = CmlSettings(adapter=settings.cml)
+        if settings.time_scale != 1 and "sim_time_scale" not in cml_settings.model_fields_set:
+            cml_settings = cml_settings.model_copy(update={"sim_time_scale": 1 / settings.time_scale})
+        self.lifecycle_settings = LifecycleSettings(
+            instantiation_lead=timedelta(minutes=settings.instantiation_lead_minutes),
+        ).with_timeouts(settings.lifecycle_timeouts)
+
+        def build() -> InstanceController:  # runs on the controller's own loop (the CML client's)
+            return InstanceController(
+                self.store, build_cml_gateway(cml_settings), self.artifacts, self.clock,
+                lambda worker_id, ip: endpoint_for_worker(cml_settings, worker_id, ip),
+                settings=self.lifecycle_settings, checkpoints=self.read_models,
+            )
+
+        async def close_cml(controller: InstanceController) -> None:
+            aclose = getattr(controller.cml, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+        # Like the fleet loops: with an injected clock (tests, simulation) the caller drives it,
+        # building one with ``build_instance_controller()`` and awaiting its ``run_pass()``.
+        self.build_instance_controller = build
+        run = settings.processors if settings.processors is not None else self._system_clock
+        self.instance_controller = InstanceControllerThread(build, on_stop=close_cml) if run else None
+
     def seed_worker_templates(self) -> list[str]:
         """Create the templates of the seed file whose names are unknown (never overwrite)."""
         from domain.context import CommandContext
@@ -202,6 +237,8 @@ class Container:
             self.scheduler.start()
         for loop in self.fleet_loops:
             loop.start()
+        if self.instance_controller is not None:
+            self.instance_controller.start()
 
     def stop(self) -> None:
         if not self._started:
@@ -210,6 +247,8 @@ class Container:
         self.scheduler.stop()
         for loop in self.fleet_loops:
             loop.stop()
+        if self.instance_controller is not None:
+            self.instance_controller.stop()
         self.webhooks.close()
         self.projection_runner.stop()
         self.read_models.close()

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     artifacts: Literal["local", "s3"] = "local"
     s3_bucket: str = ""
     s3_endpoint_url: str = ""
+    # Instance controller (processors/instances): which CML to drive, stuck-state timeouts.
+    cml: Literal["simulated", "rest"] = Field("simulated", description="CML adapter; LRM_CML_* tune it")
+    lifecycle_timeouts: dict[str, float] = Field(
+        default_factory=dict,
+        description='stuck-state timeouts in minutes by state, JSON: {"READY": 30, "GRADING": 60}',
+    )
     worker_templates_file: Path = Field(
         Path(__file__).resolve().parents[1] / "config" / "worker-templates.yaml",
         description="seeded at start-up: unknown names are created, existing ones never overwritten",
