@@ -66,7 +66,7 @@ def test_a_stopped_worker_is_restarted_before_anything_is_launched(store: EventS
     assert decision.launched_worker_ids == []
     assert store.get(stopped_id).state is W.PROVISIONING
     asyncio.run(fleet.controller.tick())
-    clock.advance(timedelta(minutes=5))
+    clock.advance(timedelta(minutes=6))  # 5 min restart, +-10 % jitter
     asyncio.run(fleet.controller.tick())
     assert store.get(stopped_id).state is W.RUNNING
     assert len(fleet.workers()) == 1
@@ -150,7 +150,7 @@ def stopped_worker(fleet: Fleet, *, stop: bool = True) -> str:
     worker = Worker.request(spec, ctx(fleet.clock, "admin:ops"), reason="admin")
     fleet.store.save(worker)
     asyncio.run(fleet.controller.tick())
-    fleet.clock.advance(timedelta(minutes=spec.startup_minutes + 1))
+    fleet.clock.advance(timedelta(minutes=spec.startup_minutes * 1.1 + 1))  # boot +-10 % jitter
     asyncio.run(fleet.controller.tick())
     if stop:
         fleet.autoscaler.tick(force=True)  # idle with nothing booked: stopped
