@@ -36,13 +36,22 @@ def decision_record(
     saved (earlier placements of the same batch, saved with this one). Linear in the
     fleet: this runs for every placement."""
     rejections = decision.rejections
-    shown: list[str] = []
-    for informative in (True, False):  # capacity reasons first, then "wrong kind of worker"
-        for worker_id, reasons in rejections.items():
-            if len(shown) >= detail_limit:
-                break
-            if (reasons[0]["plugin"] not in _CHEAP_FILTERS) is informative:
-                shown.append(worker_id)
+    informative: list[str] = []  # capacity reasons first, then "wrong kind of worker"
+    other: list[str] = []
+    counts: dict[str, int] = {}
+    for worker_id, reasons in rejections.items():
+        first = reasons[0]["plugin"]
+        if len(reasons) == 1:
+            counts[first] = counts.get(first, 0) + 1
+        else:
+            for plugin in {r["plugin"] for r in reasons}:
+                counts[plugin] = counts.get(plugin, 0) + 1
+        if first in _CHEAP_FILTERS:
+            if len(other) < detail_limit:
+                other.append(worker_id)
+        elif len(informative) < detail_limit:
+            informative.append(worker_id)
+    shown = (informative + other)[:detail_limit]
     ranking = decision.ranking[:detail_limit]
     candidate_count = len(decision.candidates)
     return {
@@ -53,7 +62,7 @@ def decision_record(
         "policy_version": decision.policy_version,
         "candidate_count": candidate_count,
         "feasible_count": len(decision.ranking),
-        "rejections_by_plugin": decision.rejection_counts(),
+        "rejections_by_plugin": dict(sorted(counts.items())),
         "candidates": sorted(decision.candidates) if candidate_count <= detail_limit else [],
         "ranking": ranking,
         "scores": {w: dict(decision.scores[w]) for w in ranking},

@@ -63,6 +63,9 @@ class SchedulerView:
         self.queued_at: dict[str, tuple[datetime, int]] = {}
         #: (worker id, instance id) -> when the hold was recorded (in-flight placements are left alone)
         self.reserved_at: dict[tuple[str, str], datetime] = {}
+        #: the ledgers inverted: instance id -> workers holding a reservation for it
+        self._held_by: dict[str, set[str]] = {}
+        self._holds: dict[str, frozenset[str]] = {}
         #: worker id -> instances holding capacity there by their own record
         self._placed: dict[str, set[str]] = {}
         self._placed_on: dict[str, str] = {}
@@ -123,11 +126,28 @@ class SchedulerView:
         event.mutate(current)
         return current
 
+    def refresh_holds(self, worker: Worker) -> None:
+        """Re-read one worker's ledger into the instance -> holders index."""
+        now_held = frozenset(r.instance_id for r in worker.ledger.reservations())
+        before = self._holds.get(worker.id, frozenset())
+        if now_held == before:
+            return
+        for instance_id in before - now_held:
+            holders = self._held_by.get(instance_id)
+            if holders is not None:
+                holders.discard(worker.id)
+                if not holders:
+                    del self._held_by[instance_id]
+        for instance_id in now_held - before:
+            self._held_by.setdefault(instance_id, set()).add(worker.id)
+        self._holds[worker.id] = now_held
+
     def reload(self, aggregate_id: str) -> Any:
         """Replace a cached aggregate with the store's latest (after a failed command)."""
         fresh = self.load(aggregate_id)
         if isinstance(fresh, Worker):
             self.workers[aggregate_id] = fresh
+            self.refresh_holds(fresh)
             self.changed_workers.add(aggregate_id)
             self.dirty_workers.add(aggregate_id)
         elif isinstance(fresh, LabletInstance):
@@ -138,12 +158,14 @@ class SchedulerView:
     def saved(self, aggregate: Any) -> None:
         """A command on a cached aggregate was saved: note what changed."""
         if isinstance(aggregate, Worker):
+            self.refresh_holds(aggregate)
             self.changed_workers.add(aggregate.id)
         elif isinstance(aggregate, LabletInstance):
             self._track_instance(aggregate, 0)
 
     # -- bookkeeping -----------------------------------------------------------------
     def _worker_changed(self, worker: Worker, event: Any) -> None:
+        self.refresh_holds(worker)
         self.changed_workers.add(worker.id)
         self.dirty_workers.add(worker.id)
         if isinstance(event, CAPACITY_EVENTS):
@@ -220,7 +242,7 @@ class SchedulerView:
 
     def holders(self, instance_id: str) -> list[str]:
         """Workers whose ledger holds a reservation for ``instance_id`` (by id)."""
-        return sorted(w.id for w in self.workers.values() if instance_id in w.ledger)
+        return sorted(self._held_by.get(instance_id, ()))
 
     def instances_on(self, worker_id: str) -> list[LabletInstance]:
         """Instances holding capacity on ``worker_id`` by their own record."""
