@@ -182,3 +182,39 @@ def test_a_slow_receiver_does_not_hold_up_commands(app, receiver):
     expected = {str(event_id(i["id"], 0)) for i in (first, *more)}
     receiver.wait_for(lambda: {r.headers["webhook-id"] for r in receiver.ok()} >= expected)
     assert container.store.get(first["id"]).state.value in {"PENDING", "SCHEDULED"}
+
+
+def test_a_410_disables_the_subscription_for_good(app, receiver):
+    client, container = app
+    sub = subscribe(client, receiver.url("/gone"), types=["ccm.worker.*"])
+    receiver.default = 410
+    running_worker(client, container)
+    url = f"{API}/subscriptions/{sub['id']}"
+
+    def doc() -> dict:
+        return client.get(url, params={"min_position": container.store.max_position()},
+                          headers=AUTH["grader"]).json()
+
+    receiver.wait_for(lambda: doc()["enabled"] is False)
+    assert "410" in doc()["disabled_reason"]
+    names = [s.event_name for s in container.store.read_stream(sub["id"])]
+    assert names == ["SubscriptionCreated", "SubscriptionDisabled"]
+    assert container.store.read_stream(sub["id"])[-1].event.actor == "system:webhook-dispatcher"
+    receiver.wait_for(lambda: sub["id"] not in container.webhooks.delivering())
+    assert len(receiver.requests) == 1  # stopped at the first answer
+
+
+def test_delivery_resumes_from_its_checkpoint_after_a_restart(tmp_path, receiver):
+    with instance_client(tmp_path) as (client, container):
+        sub = subscribe(client, receiver.url("/restart"), types=["ccm.worker.*"])
+        first = running_worker(client, container)
+        before = set(stream_event_ids(container, first))
+        receiver.wait_for(lambda: {r.headers["webhook-id"] for r in receiver.ok()} >= before)
+    receiver.reset()
+    # The next process knows the subscription from the log and goes on from its checkpoint.
+    with instance_client(tmp_path) as (client, container):
+        assert sub["id"] in container.webhooks.delivering()
+        second = running_worker(client, container)
+        after = set(stream_event_ids(container, second))
+        receiver.wait_for(lambda: {r.headers["webhook-id"] for r in receiver.ok()} >= after)
+        assert not {r.headers["webhook-id"] for r in receiver.ok()} & before  # nothing re-sent
