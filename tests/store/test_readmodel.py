@@ -161,3 +161,23 @@ def test_put_snapshots_the_document(models: Any) -> None:
     assert models.get("workers", "w1")["free"] == 3
     assert ids(models.query("workers", where={"state": "ready"}, order_by="free").items) == [
         "w1", "w0", "w3", "w5"]
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_factory_opens_each_kind(kind: str, tmp_path: Any) -> None:
+    from adapters.eventstore.readmodel_factory import open_read_model_store
+
+    models = open_read_model_store(kind, sqlite_path=tmp_path / "readmodels.sqlite3")  # type: ignore[arg-type]
+    models.ensure_tables([WORKERS])
+    models.save_checkpoint("x", 3)
+    assert models.load_checkpoint("x") == 3
+    models.close()
+
+
+def test_factory_requires_its_settings() -> None:
+    from adapters.eventstore.readmodel_factory import open_read_model_store
+
+    with pytest.raises(ValueError):
+        open_read_model_store("sqlite")
+    with pytest.raises(ValueError):
+        open_read_model_store("postgres")
