@@ -2,6 +2,6 @@
 
 from adapters.eventstore.factory import open_event_store
 from adapters.eventstore.store import BackendKind, EventStore
-from projections.events import StoredEvent
+from processors.ports.events import StoredEvent
 
 __all__ = ["BackendKind", "EventStore", "StoredEvent", "open_event_store"]

@@ -8,7 +8,7 @@ from typing import Literal
 from adapters.eventstore.readmodel_memory import MemoryReadModelStore
 from adapters.eventstore.readmodel_postgres import PostgresReadModelStore
 from adapters.eventstore.readmodel_sqlite import SqliteReadModelStore
-from projections.readmodel import ReadModelStore
+from processors.ports.readmodels import ReadModelStore
 
 
 def open_read_model_store(

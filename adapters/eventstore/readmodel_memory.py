@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
-from projections.readmodel import (
+from processors.ports.readmodels import (
     Checkpoint,
     Document,
     Page,

@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from projections.readmodel import (
+from processors.ports.readmodels import (
     Checkpoint,
     Document,
     Page,

@@ -16,7 +16,7 @@ from adapters.eventstore.subscription import (
     PollingSubscription,
 )
 from domain.errors import ConcurrencyConflict, NotFound
-from projections.events import StoredEvent
+from processors.ports.events import StoredEvent
 
 BackendKind = Literal["memory", "sqlite", "postgres", "esdb"]
 

@@ -26,7 +26,7 @@ from eventsourcing.persistence import (
     ShutDown,
 )
 
-from projections.events import StoredEvent
+from processors.ports.events import StoredEvent
 
 DEFAULT_POLL_INTERVAL = 0.005
 
