@@ -21,6 +21,7 @@ from domain.errors import InvalidInput, NotFound
 from domain.naming import MAX_NAME_LENGTH, NAME_PATTERN
 from domain.worker_template import LicenseType, WorkerTemplateSpec
 from projections.readmodels.templates import TemplateQueries
+from projections.readmodels.workers import WorkerQueries
 
 router = APIRouter(prefix="/worker-templates", tags=["worker-templates"], responses=PROBLEM_RESPONSES)
 
@@ -43,12 +44,14 @@ def list_templates(
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
-@router.get("/{name}", response_model=WorkerTemplateOut, summary="Read one worker template")
+@router.get("/{name}", response_model=WorkerTemplateOut,
+            summary="Read one worker template (with the live workers that use it)")
 def get_template(request: Request, name: TemplateName, _: Readers, __: ReadYourWrites) -> dict:
     doc = _queries(request).get(name)
     if doc is None:
         raise NotFound(f"worker template {name!r} not found")
-    return doc
+    in_use_by = WorkerQueries(get_container(request).read_models).live_workers_of(name)
+    return {**doc, "in_use_by": sorted(in_use_by)}
 
 
 @router.put(

@@ -83,6 +83,7 @@ class WorkerTemplateOut(BaseModel):
     updated_at: datetime
     stream_version: int
     position: int | None = None
+    in_use_by: list[str] | None = Field(None, description="live workers of this template (one template only)")
 
 
 class WorkerTemplatePage(BaseModel):

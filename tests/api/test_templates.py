@@ -105,6 +105,8 @@ def test_delete_then_register_again(app: tuple[TestClient, Container]) -> None:
 def test_delete_is_refused_while_a_live_worker_uses_the_template(app: tuple[TestClient, Container]) -> None:
     client, container = app
     worker_id = running_worker(client, container, "enterprise-large")
+    shown = client.get(f"{URL}/enterprise-large", headers=ADMIN, params=caught_up(container)).json()
+    assert shown["in_use_by"] == [worker_id]
     before = head(container)
     body = assert_problem(client.delete(f"{URL}/enterprise-large", headers=ADMIN), 409)
     assert worker_id in body["detail"]
