@@ -250,14 +250,20 @@ class InstanceController:
             self._dirty.discard(instance_id)
             task = asyncio.ensure_future(self._look(instance_id))
             self._tasks[instance_id] = task
-            task.add_done_callback(lambda _t, i=instance_id: self._tasks.pop(i, None))
-        if self._last_reconcile is None or now - self._last_reconcile >= self.settings.reconcile_interval:
-            await self.reconcile()
+            task.add_done_callback(lambda t, i=instance_id: self._task_done(i, t))
         if wait:
             while self._tasks:
                 await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+        if self._last_reconcile is None or now - self._last_reconcile >= self.settings.reconcile_interval:
+            await self.reconcile()
+        if wait:
             self._save_checkpoint()
         return len(due)
+
+    def _task_done(self, instance_id: str, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(instance_id, None)
+        if not task.cancelled() and task.exception() is not None:  # retrieved: not "never retrieved"
+            log.error("instance controller task for %s ended with %r", instance_id, task.exception())
 
     def _is_due(self, instance_id: str, now: datetime) -> bool:
         if instance_id in self._dirty:
@@ -639,7 +645,13 @@ class InstanceController:
     async def reconcile(self) -> ReconcileReport:
         """Compare each reachable worker's labs with the instances placed on it: the lab of a
         finished instance is stopped, wiped and deleted; labs no instance accounts for are
-        reported (the port cannot read a lab's title, so they are not touched)."""
+        reported (the port cannot read a lab's title, so they are not touched).
+
+        A lab's title is its instance's id, so this needs no instance loads; title lookups
+        for finished instances happen only on a worker that has labs no live instance
+        explains. Once a worker is found clean (or gone), its finished instances are
+        forgotten: a later termination is cleaned up through the checkpointed log.
+        """
         self._last_reconcile = self.clock.now()
         report = ReconcileReport()
         by_worker: dict[str, list[str]] = {}
@@ -647,12 +659,16 @@ class InstanceController:
             by_worker.setdefault(worker_id, []).append(instance_id)
         for worker_id, instance_ids in sorted(by_worker.items()):
             worker = self._worker(worker_id)
-            if worker is None or worker.state not in REACHABLE or not worker.ip:
+            if worker is None or worker.state in GONE:
+                self._forget_finished(instance_ids)  # nothing left to reach
                 continue
+            if worker.state not in REACHABLE or not worker.ip:
+                continue  # stopped or booting: looked at when it runs again
             report.workers += 1
             endpoint = self.endpoint_for(worker.id, worker.ip)
             try:
                 await self._reconcile_worker(endpoint, sorted(instance_ids), report)
+                self._forget_finished(instance_ids)  # checked: none of them has a lab left
             except CmlError as error:
                 log.warning("reconciliation of worker %s failed: %s", worker_id, error)
         return report
@@ -661,30 +677,30 @@ class InstanceController:
         labs = set(await self.cml.list_labs(endpoint))
         if not labs:
             return
-        finished: list[LabletInstance] = []
+        finished = [i for i in instance_ids if i in self._finished]
         for instance_id in instance_ids:
-            instance = self._load(instance_id)
-            if instance is None:
-                continue
-            if instance_id in self._finished or not instance.is_live:
-                finished.append(instance)
-                continue
-            lab_id = await self.cml.find_lab_by_title(endpoint, naming.lab_title(instance))
-            labs.discard(lab_id)  # type: ignore[arg-type]
+            if instance_id not in self._finished:
+                labs.discard(await self.cml.find_lab_by_title(endpoint, naming.title_for(instance_id)))  # type: ignore[arg-type]
         if not labs:
-            return  # every lab belongs to a live instance: the usual case, no title lookups
-        for instance in finished:
-            lab_id = await self.cml.find_lab_by_title(endpoint, naming.lab_title(instance))
+            return  # every lab belongs to a live instance: the usual case
+        for instance_id in finished:
+            lab_id = await self.cml.find_lab_by_title(endpoint, naming.title_for(instance_id))
             while lab_id is not None and lab_id in labs:
                 log.warning("deleting lab %s of finished instance %s on worker %s",
-                            lab_id, instance.id, endpoint.worker_id)
+                            lab_id, instance_id, endpoint.worker_id)
                 await self.cml.delete_lab(endpoint, lab_id)
                 labs.discard(lab_id)
-                report.deleted.append((endpoint.worker_id, lab_id, instance.id))
-                lab_id = await self.cml.find_lab_by_title(endpoint, naming.lab_title(instance))
+                report.deleted.append((endpoint.worker_id, lab_id, instance_id))
+                lab_id = await self.cml.find_lab_by_title(endpoint, naming.title_for(instance_id))
         if labs:
             report.unexplained[endpoint.worker_id] = sorted(labs)
             log.warning("worker %s has labs no instance accounts for: %s", endpoint.worker_id, sorted(labs))
+
+    def _forget_finished(self, instance_ids: list[str]) -> None:
+        for instance_id in instance_ids:
+            if instance_id in self._finished and instance_id not in self._cleanup:
+                self._placed.pop(instance_id, None)
+                self._finished.discard(instance_id)
 
     # == helpers ======================================================================
     def _load(self, instance_id: str) -> LabletInstance | None:

@@ -21,8 +21,12 @@ SESSION_NAMESPACE = uuid5(NAMESPACE_URL, "urn:lablet-resource-manager:session")
 
 
 def lab_title(instance: LabletInstance) -> str:
+    return title_for(instance.id)
+
+
+def title_for(instance_id: str) -> str:
     """The instance id itself: CML titles are at most 64 characters and an id takes 51."""
-    return instance.id
+    return instance_id
 
 
 def instance_id_in_title(title: str) -> str | None:

@@ -110,10 +110,32 @@ def failing_boots(world: World, process: Process) -> None:
     assert_no_lab_and_no_hold(world, instance_id)
 
 
+def stopped_and_restarted(world: World, process: Process) -> None:
+    """Stopped on request, started again: the same lab runs again, never a second one."""
+    instance_id = world.book(start_in=None, minutes=60)
+    world.instantiate(instance_id)
+    process.run()
+    world.login(instance_id)
+    instance = world.instance(instance_id)
+    instance.request_stop("user_request", world.ctx("user:alice"))
+    world.store.save(instance)
+    process.run()
+    assert world.instance(instance_id).state is S.STOPPED
+    assert_one_lab(world, instance_id)
+    instance = world.instance(instance_id)
+    instance.restart(world.ctx("admin:adm"), reason="admin_request")
+    world.store.save(instance)
+    process.run()
+    assert_one_lab(world, instance_id)
+    lab = world.cml._labs[world.worker_id][world.instance(instance_id).cml_lab_id]  # type: ignore[attr-defined]
+    assert lab.snapshot(0.0).booted
+
+
 SCENARIOS: dict[str, tuple[Callable[[World, Process], None], dict[str, float]]] = {
     "full_life": (full_life, {}),
     "terminated_while_ready": (terminated_while_ready, {}),
     "failing_boots": (failing_boots, {"boot_failure_rate": 1.0}),
+    "stopped_and_restarted": (stopped_and_restarted, {}),
 }
 
 
