@@ -39,13 +39,28 @@ def serve(
 @projections_cli.command("rebuild")
 def rebuild(name: str = typer.Argument(None, help="one projection; all when omitted")) -> None:
     """Drop read models and rebuild them from the event log, with a progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     from api.container import Container
     from api.logging import configure_logging
 
     settings = Settings()
-    configure_logging(settings.log_level, "console")
+    configure_logging("WARNING", "console")
     container = Container(settings)
-    container.rebuild_projections(name)
+    with Progress(TextColumn("rebuilding {task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("positions"), TimeRemainingColumn()) as bar:
+        task = bar.add_task(name or "all read models", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=max(total, 1))
+
+        try:
+            replayed = container.rebuild_projections(name, progress)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="NAME") from None
+        finally:
+            container.close()
+    typer.echo(f"rebuilt {name or 'all read models'}: {replayed} events replayed")
 
 
 @projections_cli.command("list")
@@ -54,8 +69,11 @@ def list_projections() -> None:
     from api.container import Container
 
     container = Container(Settings())
-    for row in container.projection_status():
-        typer.echo(f"{row['name']:<28} position={row['position']:<10} lag={row['lag']}")
+    try:
+        for row in container.projection_status():
+            typer.echo(f"{row['name']:<28} position={row['position']:<10} lag={row['lag']}")
+    finally:
+        container.close()
 
 
 def main() -> None:

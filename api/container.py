@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from adapters.clock import SystemClock
@@ -33,6 +34,7 @@ class Container:
         self._wire_scheduler()
         self._wire_instance_controller()
         self._started = False
+        self._closed = False
 
     def _open_store(self):  # noqa: ANN202 - adapters.eventstore.store.EventStore
         settings = self.settings
@@ -251,6 +253,13 @@ class Container:
             self.instance_controller.stop()
         self.webhooks.close()
         self.projection_runner.stop()
+        self.close()
+
+    def close(self) -> None:
+        """Release the stores (also for a container that was never started, e.g. the CLI)."""
+        if self._closed:
+            return
+        self._closed = True
         self.read_models.close()
         self.artifacts.close()
         self.store.close()
@@ -292,12 +301,16 @@ class Container:
             for state, count in self.instance_queries.count_by_state().items():
                 self.metrics.instances_by_state.labels(state).set(count)
 
-    def rebuild_projections(self, name: str | None = None) -> None:
+    def rebuild_projections(
+        self, name: str | None = None, progress: Callable[[int, int], None] | None = None
+    ) -> int:
+        """Drop and replay one read model (or all); returns the number of events replayed."""
+        known = [p.name for p in self.projection_runner.projections]
+        if name is not None and name not in known:
+            raise ValueError(f"unknown projection {name!r}; known: {', '.join(known)}")
         if name is None:
-            self.projection_runner.rebuild_all()
-        else:
-            self.projection_runner.rebuild(name)
-
+            return self.projection_runner.rebuild_all(progress)
+        return self.projection_runner.rebuild(name, progress)
 
 def discover_projections() -> list[Projection]:
     """Every ``PROJECTIONS`` sequence of a module in ``projections/readmodels/``.
