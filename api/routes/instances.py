@@ -60,8 +60,17 @@ IdempotencyKey = Annotated[
     Header(alias="Idempotency-Key", max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
            description="same key + same body → the same instance; same key + other body → 409"),
 ]
+MAX_BODY_BYTES = 16 * 1024  # a request is a handful of short fields
 READ_PROBLEMS = problems(401, 403, 404, 422, 504)
 COMMAND_PROBLEMS = problems(401, 403, 404, 409, 422)
+
+
+def body_within_limit(request: Request) -> None:
+    """413 for a body far larger than any valid request (before its fields are looked at)."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY_BYTES:
+        raise ApiProblem(413, "Payload too large", f"the body is {length} bytes; at most {MAX_BODY_BYTES}",
+                         field="body")
 
 
 def caller(principal: Principal) -> Caller:
@@ -88,7 +97,8 @@ def _accepted(changed: Changed) -> dict[str, Any]:
 @router.post(
     "", status_code=201, response_model=InstanceAcceptedOut, summary="Request a lablet instance",
     responses={200: {"model": InstanceAcceptedOut, "description": "idempotent replay: the earlier instance"},
-               **COMMAND_PROBLEMS, **problems(400)},
+               **COMMAND_PROBLEMS, **problems(400, 413)},
+    dependencies=[Depends(body_within_limit)],
 )
 def request_instance(
     request: Request, response: Response, body: InstanceRequestIn, ctx: Ctx, principal: Requester,

@@ -130,6 +130,7 @@ _MEANINGS = {
     403: "the caller's role may not do this",
     404: "unknown id, or an instance the caller may not see",
     409: "illegal state transition (with the state) or reused idempotency key",
+    413: "request body too large",
     422: "invalid input: the field and the reason",
     504: "read models did not reach min_position in time",
 }

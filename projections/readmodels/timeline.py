@@ -116,7 +116,9 @@ SENTENCES: dict[str, Describe] = {
         f"Scheduled on worker {d.get('worker_id')}, holding capacity {d.get('hold_start')} to "
         f"{d.get('hold_end')}, ports {_ports(d.get('allocated_ports'))}"
     ),
-    "InstanceRequeued": lambda r, d: f"Back in the queue ({d.get('reason')}), left worker {d.get('previous_worker_id')}",
+    "InstanceRequeued": lambda r, d: (
+        f"Back in the queue ({d.get('reason')}), left worker {d.get('previous_worker_id')}"
+    ),
     "InstanceHoldExtended": lambda r, d: f"Hold extended from {d.get('previous_hold_end')} to {d.get('hold_end')}",
     "InstantiationStarted": lambda r, d: f"Instantiation attempt {d.get('attempt')} started",
     "LabImported": lambda r, d: f"Lab imported into CML as {d.get('cml_lab_id')}",

@@ -197,6 +197,15 @@ def test_malformed_json_is_400(shared: Client) -> None:
     assert by_callers(container, before) == []
 
 
+def test_an_oversized_body_is_413(shared: Client) -> None:
+    client, container = shared
+    before = head(container)
+    response = client.post(f"{API}/instances", json={"definition": "ccna-basic-routing", "reservation_id": "r" * 20_000},
+                           headers=ADMIN)
+    assert_problem(response, 413, "body")
+    assert by_callers(container, before) == []
+
+
 def test_oversized_idempotency_key_is_422(shared: Client) -> None:
     client, container = shared
     before = head(container)

@@ -3,8 +3,8 @@
 Two properties, with an admin token and a bounded number of examples per operation:
 - every operation of the API answers without a server error (5xx), whatever it is sent
   (fuzzed, 10 examples each);
-- the instance and event operations (25 examples each, plus schemathesis' coverage phase) answer only the statuses, content types and bodies their
-  OpenAPI documents (problems included).
+- the instance and event operations (25 examples each, plus schemathesis' coverage phase)
+  answer only the statuses, content types and bodies their OpenAPI documents (problems included).
 
 The SSE stream is left out: it never ends, which is the point of it (tests/api/test_events.py
 covers it over real HTTP).
