@@ -31,6 +31,8 @@ def decision_record(
     *,
     detail_limit: int = DEFAULT_DETAIL_LIMIT,
     pending: list[list[str]] | None = None,
+    pruned: int = 0,
+    shortlist: bool = False,
 ) -> dict[str, Any]:
     """``pending``: ``[worker id, instance id]`` holds the scheduler had applied but not yet
     saved (earlier placements of the same batch, saved with this one). Linear in the
@@ -70,7 +72,10 @@ def decision_record(
         "rejections": {w: [dict(r) for r in rejections[w]] for w in sorted(shown)},
         "needed": _copy(decision.needed),
         "truncated": candidate_count > detail_limit,
-        "inputs": {"request": request.to_dict(), "fleet_position": fleet_position, "pending": list(pending or [])},
+        #: workers not evaluated: their best possible score could not beat the chosen one
+        "pruned": pruned,
+        "inputs": {"request": request.to_dict(), "fleet_position": fleet_position, "pending": list(pending or []),
+                   "shortlist": shortlist},
     }
 
 

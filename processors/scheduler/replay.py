@@ -13,7 +13,8 @@ from typing import Any, Protocol
 from domain.placement import CandidateIndex, PlacementPipeline, PlacementRequest, default_pipeline
 from domain.worker import Worker
 from processors.scheduler.records import DEFAULT_DETAIL_LIMIT, decision_record
-from processors.scheduler.scheduler import fleet_candidates
+from processors.scheduler.scheduler import decide_over_fleet, fleet_candidates
+from processors.scheduler.shortlist import build_groups
 from processors.scheduler.view import SchedulerView
 from projections.events import StoredEvent
 
@@ -60,5 +61,10 @@ def replay_record(
     pending = [list(p) for p in inputs.get("pending", [])]
     view = fleet_at(store, inputs["fleet_position"], pending)
     request = PlacementRequest.from_dict(inputs["request"])
-    decision = (pipeline or default_pipeline()).decide(request, CandidateIndex(fleet_candidates(view)))
-    return decision_record(decision, request, inputs["fleet_position"], detail_limit=detail_limit, pending=pending)
+    candidates = fleet_candidates(view)
+    groups = (lambda: build_groups(candidates)) if inputs.get("shortlist") else None
+    decision, pruned, shortlisted = decide_over_fleet(
+        pipeline or default_pipeline(), request, groups, lambda: CandidateIndex(candidates)
+    )
+    return decision_record(decision, request, inputs["fleet_position"], detail_limit=detail_limit, pending=pending,
+                           pruned=pruned, shortlist=shortlisted)

@@ -48,6 +48,7 @@ from domain.placement import (
     default_pipeline,
 )
 from domain.worker import Worker, WorkerState
+from processors.scheduler import shortlist
 from processors.scheduler.lab_yaml import InstanceLabYaml, LabYamlArtifacts
 from processors.scheduler.records import decision_record, failure_summary, recovered_record
 from processors.scheduler.settings import SchedulerSettings
@@ -143,6 +144,22 @@ class _Batch:
             self.aggregates[aggregate.id] = aggregate
 
 
+def decide_over_fleet(
+    pipeline: PlacementPipeline,
+    request: PlacementRequest,
+    groups: Callable[[], dict[Any, list[shortlist.Entry]]] | None,
+    index: Callable[[], CandidateIndex],
+) -> tuple[PlacementDecision, int, bool]:
+    """The policy's decision; over a big fleet through the exact shortlist (``groups`` given).
+    Returns the decision, how many workers were pruned, and whether the shortlist ran."""
+    if groups is not None:
+        shortlisted = shortlist.shortlist_decide(pipeline, request, groups())
+        if shortlisted is not None:
+            decision, pruned = shortlisted
+            return decision, pruned, True
+    return pipeline.decide(request, index()), 0, groups is not None
+
+
 class _Superseded(Exception):
     """The instance moved on while we worked on it (placed elsewhere, terminated)."""
 
@@ -166,6 +183,13 @@ class Scheduler:
         self.view = SchedulerView(store, store.get, instantiation_lead=settings.instantiation_lead)
         self.lab_yaml = InstanceLabYaml(artifacts, store.get) if artifacts is not None else None
         self._index: CandidateIndex | None = None
+        self._index_dirty: set[str] = set()
+        # the shortlist's view of the fleet: worker -> (group, entry), groups sorted by fullness
+        self._shortlist_ok = shortlist.applicable(self.pipeline)
+        self._entries: dict[str, tuple[Any, shortlist.Entry]] = {}
+        self._members: dict[Any, dict[str, shortlist.Entry]] = {}
+        self._groups: dict[Any, list[shortlist.Entry]] = {}
+        self._groups_dirty: set[Any] = set()
         self._tried: dict[str, int] = {}  # queued instance -> capacity epoch of its last failed attempt
         self._recheck: dict[str, datetime] = {}  # instance -> when its in-flight hold may be completed
         self._first_pass = True
@@ -350,13 +374,50 @@ class Scheduler:
         request = self.request_for(instance, now)
         if request is None:
             return None, None, {"instance_id": instance.id, "outcome": "unplaceable", "reason": "the timeslot is over"}
-        index = self._candidate_index()
+        self._refresh_fleet()
         started = time.perf_counter()
-        decision = self.pipeline.decide(request, index)
+        decision, pruned, shortlisted = decide_over_fleet(
+            self.pipeline, request, self._shortlist_groups if self._use_shortlist() else None, self._candidate_index,
+        )
         self.decision_seconds.append(time.perf_counter() - started)
         record = decision_record(decision, request, self.view.position, detail_limit=self.settings.detail_limit,
-                                 pending=pending)
+                                 pending=pending, pruned=pruned, shortlist=shortlisted)
         return request, decision, record
+
+    def _use_shortlist(self) -> bool:
+        return self._shortlist_ok and len(self._entries) > self.settings.prune_above
+
+    def _refresh_fleet(self) -> None:
+        """Hand the workers changed since the last decision to the index and the shortlist."""
+        changed = self.view.changed_workers
+        if not changed:
+            return
+        self._index_dirty |= changed
+        for worker_id in changed:
+            worker = self.view.workers.get(worker_id)
+            old = self._entries.pop(worker_id, None)
+            if old is not None:
+                self._members[old[0]].pop(worker_id, None)
+                self._groups_dirty.add(old[0])
+            if worker is None or worker.state in GONE_WORKER_STATES:
+                continue
+            candidate = worker_candidate(worker)
+            key = shortlist.group_key(candidate)
+            entry = shortlist.Entry(shortlist.fullness(candidate), shortlist.tie_key(candidate), candidate)
+            self._entries[worker_id] = (key, entry)
+            self._members.setdefault(key, {})[worker_id] = entry
+            self._groups_dirty.add(key)
+        changed.clear()
+
+    def _shortlist_groups(self) -> dict[Any, list[shortlist.Entry]]:
+        for key in self._groups_dirty:
+            members = self._members.get(key, {})
+            if members:
+                self._groups[key] = shortlist.sort_group(members.values())
+            else:
+                self._groups.pop(key, None)
+        self._groups_dirty.clear()
+        return self._groups
 
     def _place_in_batch(self, instance_id: str, now: datetime, batch: _Batch) -> None:
         view = self.view
@@ -523,7 +584,8 @@ class Scheduler:
 
     def _candidate_index(self) -> CandidateIndex:
         view = self.view
-        changed = view.changed_workers
+        self._refresh_fleet()
+        changed = self._index_dirty
         if self._index is None or not hasattr(self._index, "replace"):
             if self._index is None or changed:
                 self._index = CandidateIndex(fleet_candidates(view))

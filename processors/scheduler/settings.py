@@ -23,6 +23,8 @@ class SchedulerSettings:
     recovery_grace: timedelta = timedelta(seconds=10)
     #: placements saved in one atomic append (1: a save per reservation and per schedule)
     batch_size: int = 64
+    #: above this many workers, decide through the exact shortlist (see shortlist.py)
+    prune_above: int = 64
     #: optimistic-concurrency retries of one placement before it waits for the next pass
     max_attempts: int = 32
     #: longest real-time sleep of the background loop between passes (seconds)

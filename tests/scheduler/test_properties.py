@@ -68,11 +68,14 @@ def make_worker(n: int, spec: dict[str, Any], at: Any) -> Any:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(fleet=workers_st, steps=st.lists(step_st, min_size=1, max_size=30), batch_size=st.sampled_from([1, 4]))
-def test_random_fleets_and_booking_streams(fleet: list[dict[str, Any]], steps: list[Any], batch_size: int) -> None:
+@given(fleet=workers_st, steps=st.lists(step_st, min_size=1, max_size=30), batch_size=st.sampled_from([1, 4]),
+       prune_above=st.sampled_from([0, 1000]))
+def test_random_fleets_and_booking_streams(
+    fleet: list[dict[str, Any]], steps: list[Any], batch_size: int, prune_above: int
+) -> None:
     store = open_event_store("memory")
     clock = VirtualClock(T0)
-    scheduler = Scheduler(store, clock, settings=SchedulerSettings(batch_size=batch_size))
+    scheduler = Scheduler(store, clock, settings=SchedulerSettings(batch_size=batch_size, prune_above=prune_above))
     workers = [make_worker(n, spec, T0) for n, spec in enumerate(fleet)]
     if workers:
         store.save(*workers)

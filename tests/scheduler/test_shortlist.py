@@ -1,0 +1,99 @@
+"""The shortlist is exact: over random fleets and ledgers it chooses the worker the policy
+chooses over the whole fleet, with the same scores, and says "nothing fits" exactly when
+the policy does."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from domain.ledger import Reservation, ReservationLedger
+from domain.placement import PlacementRequest, WorkerCandidate, default_pipeline
+from domain.resources import Resources
+from processors.scheduler.shortlist import build_groups, shortlist_decide
+from tests.scheduler.support import T0
+
+SIZES = [(8, 32, 10), (16, 64, 20), (16, 64, 20), (48, 192, 120)]
+LICENSES = ["PERSONAL", "ENTERPRISE", "EVALUATION"]
+
+hold_st = st.tuples(st.integers(0, 32), st.integers(1, 12)).map(
+    lambda t: (T0 + timedelta(minutes=15 * t[0]), T0 + timedelta(minutes=15 * (t[0] + t[1])))
+)
+worker_st = st.fixed_dictionaries({
+    "size": st.integers(0, len(SIZES) - 1),
+    "license": st.sampled_from(LICENSES),
+    "state": st.sampled_from(["RUNNING", "RUNNING", "RUNNING", "PROVISIONING", "DRAINING"]),
+    "ready": st.sampled_from([None, 0, 60]),
+    "holds": st.lists(st.tuples(hold_st, st.sampled_from([1, 2, 4, 8]), st.integers(1, 8)), max_size=6),
+})
+request_st = st.fixed_dictionaries({
+    "hold": hold_st, "cpu": st.sampled_from([1, 2, 4, 8]), "nodes": st.integers(1, 10),
+    "ports": st.integers(0, 3), "licenses": st.sets(st.sampled_from(LICENSES)),
+})
+
+
+def candidate(n: int, spec: dict) -> WorkerCandidate:
+    cpu, memory, nodes = SIZES[spec["size"]]
+    ledger = ReservationLedger(Resources(cpu, memory, 500), nodes, (2000, 2009))
+    for k, ((start, end), need, node_count) in enumerate(spec["holds"]):
+        reservation = Reservation(f"i{k}", Resources(need, need * 4, 10), node_count, {}, start, end)
+        if not ledger.check(reservation.resources, node_count, 0, start, end):
+            ledger.add(reservation)
+    ready = None if spec["state"] == "RUNNING" or spec["ready"] is None else T0 + timedelta(minutes=spec["ready"])
+    return WorkerCandidate(f"Worker-{n:03d}", spec["state"], "t", spec["license"], nodes, True, "CML-2.9.1",
+                           "2.9.1", ready, ledger)
+
+
+@settings(max_examples=150, deadline=None)
+@given(workers=st.lists(worker_st, min_size=1, max_size=30), req=request_st)
+def test_the_shortlist_chooses_what_the_whole_fleet_decision_chooses(workers: list[dict], req: dict) -> None:
+    candidates = [candidate(n, spec) for n, spec in enumerate(workers)]
+    start, end = req["hold"]
+    request = PlacementRequest(
+        instance_id="LabletInstance-x", requirements=Resources(req["cpu"], req["cpu"] * 4, 10),
+        node_count=req["nodes"], license_affinity=frozenset(req["licenses"]), nested_virt=False,
+        ami_name_pattern=None, ami_min_version=None, port_names=tuple(f"p{k}" for k in range(req["ports"])),
+        hold_start=start, hold_end=end, timeslot_start=start + timedelta(minutes=15),
+    )
+    pipeline = default_pipeline()
+    full = pipeline.decide(request, candidates)
+    short = shortlist_decide(pipeline, request, build_groups(candidates))
+    if not full.placed:
+        assert short is None
+        return
+    assert short is not None
+    decision, pruned = short
+    assert decision.chosen_worker_id == full.chosen_worker_id
+    assert pruned == len(candidates) - len(decision.candidates)
+    for worker_id, total in decision.total_scores.items():
+        assert total == full.total_scores[worker_id]
+    for worker_id, reasons in decision.rejections.items():
+        assert reasons == full.rejections[worker_id]
+
+
+def test_a_worker_that_can_beat_the_best_by_less_than_a_point_is_still_evaluated() -> None:
+    window = (T0 + timedelta(hours=4), T0 + timedelta(hours=5))
+
+    def worker(n: int, *holds: tuple[tuple, float, int]) -> WorkerCandidate:
+        ledger = ReservationLedger(Resources(16, 64, 500), 20, (2000, 2009))
+        for k, ((start, end), cpu, nodes) in enumerate(holds):
+            ledger.add(Reservation(f"i{n}-{k}", Resources(cpu, cpu * 4, 1), nodes, {}, start, end))
+        return WorkerCandidate(f"Worker-{n:03d}", "RUNNING", "t", "PERSONAL", 20, True, "CML-2.9.1", "2.9.1",
+                               None, ledger)
+
+    decoys = [worker(n, (window, 16, 1)) for n in range(3)]  # full in the window: bound 100, rejected
+    earlier = worker(3, ((T0, T0 + timedelta(hours=1)), 8, 10))  # busy before, empty in the window
+    slightly_busier = worker(4, (window, 0.16, 0))  # +2/3 of a point in the window itself
+    request = PlacementRequest(
+        instance_id="LabletInstance-x", requirements=Resources(2, 8, 10), node_count=2,
+        license_affinity=frozenset(), nested_virt=False, ami_name_pattern=None, ami_min_version=None,
+        port_names=(), hold_start=window[0], hold_end=window[1], timeslot_start=window[0],
+    )
+    candidates = [*decoys, earlier, slightly_busier]
+    full = default_pipeline().decide(request, candidates)
+    assert full.chosen_worker_id == slightly_busier.worker_id
+    assert 0 < full.total_scores[slightly_busier.worker_id] - full.total_scores[earlier.worker_id] < 1
+    short = shortlist_decide(default_pipeline(), request, build_groups(candidates))
+    assert short is not None and short[0].chosen_worker_id == slightly_busier.worker_id
