@@ -44,6 +44,12 @@ def read_your_writes(
     if min_position is None:
         return None
     container = request.app.state.container
+    head = container.store.max_position()
+    if min_position > head:
+        # No command has produced it yet: waiting could only time out.
+        raise ApiProblem(422, "Invalid input",
+                         f"min_position {min_position} is beyond the end of the log ({head})",
+                         field="min_position")
     timeout = container.settings.read_wait_seconds
     if not container.wait_for_position(min_position, timeout):
         raise ApiProblem(

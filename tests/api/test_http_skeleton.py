@@ -54,3 +54,21 @@ def test_metrics_record_request_latency(client: TestClient) -> None:
     client.get("/healthz")
     text = client.get("/metrics").text
     assert 'lrm_http_request_duration_seconds_count{method="GET",route="/healthz",status="200"}' in text
+
+
+def test_min_position_beyond_the_log_is_refused_at_once(client: TestClient) -> None:
+    response = client.get(
+        "/api/v1/worker-templates", params={"min_position": 10**9},
+        headers={"Authorization": "Bearer adm"},
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "min_position"
+
+
+def test_min_position_already_reached_answers_normally(client: TestClient) -> None:
+    head = client.app.state.container.store.max_position()
+    response = client.get(
+        "/api/v1/worker-templates", params={"min_position": head},
+        headers={"Authorization": "Bearer adm"},
+    )
+    assert response.status_code == 200
