@@ -33,6 +33,8 @@ def serve(
     app = create_app(container)
     typer.echo(f"Lablet Resource Manager on http://{settings.host}:{settings.port}/ "
                f"(store: {settings.store}, data: {settings.data_dir})", err=True)
+    if container.tokens_path is not None:
+        typer.echo(f"API tokens (one per role) are in {container.tokens_path}", err=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
 
 
