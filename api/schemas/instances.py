@@ -68,6 +68,8 @@ class InstanceOut(BaseModel):
     retry_count: int
     instantiation_attempt: int
     last_error: str | None
+    last_placement_failure: str | None = Field(None, description="why the scheduler could not place it (PENDING)")
+    lab_yaml_uri: str | None = Field(None, description="the lab YAML with its ports rewritten")
     stop_reason: str | None
     termination_reason: str | None
     phase_times: dict[str, datetime] = Field(description="when it last entered each state")

@@ -101,6 +101,8 @@ def instance_document(instance: LabletInstance, *, requested_by: str) -> Documen
         "retry_count": instance.retry_count,
         "instantiation_attempt": instance.instantiation_attempt,
         "last_error": instance.last_error,
+        "last_placement_failure": instance.last_placement_failure,
+        "lab_yaml_uri": instance.lab_yaml_uri,
         "stop_reason": instance.stop_reason,
         "termination_reason": instance.termination_reason,
         "phase_times": {k: iso(v) for k, v in instance.phase_times.items()},
@@ -112,7 +114,7 @@ def instance_document(instance: LabletInstance, *, requested_by: str) -> Documen
 
 class InstancesProjection(Projection):
     name = "instances"
-    version = 1
+    version = 2
     tables = (INSTANCES,)
 
     def handle(self, stored: StoredEvent, tx: ReadModelTx) -> None:
@@ -161,6 +163,8 @@ class InstancesProjection(Projection):
             "retry_count": 0,
             "instantiation_attempt": 0,
             "last_error": None,
+            "last_placement_failure": None,
+            "lab_yaml_uri": None,
             "stop_reason": None,
             "termination_reason": None,
             "phase_times": {InstanceState.PENDING.value: iso(event.timestamp)},
@@ -170,7 +174,11 @@ class InstancesProjection(Projection):
     @staticmethod
     def _apply(event: LabletInstance.Event, doc: Document) -> None:  # noqa: C901 - one branch per event
         """What each event's ``apply`` does to the aggregate, done to the document."""
-        if isinstance(event, I.InstanceScheduled):
+        if isinstance(event, I.PlacementDecided):
+            doc["last_placement_failure"] = None
+        elif isinstance(event, I.PlacementFailed):
+            doc["last_placement_failure"] = event.summary
+        elif isinstance(event, I.InstanceScheduled):
             doc.update(worker_id=event.worker_id, allocated_ports=dict(event.allocated_ports),
                        hold_start=iso(event.hold_start), hold_end=iso(event.hold_end),
                        placement_decision_id=event.decision_id)
@@ -181,6 +189,8 @@ class InstancesProjection(Projection):
             doc["hold_end"] = iso(event.hold_end)
         elif isinstance(event, I.InstantiationStarted):
             doc["instantiation_attempt"] = event.attempt
+            if event.lab_yaml_uri is not None:
+                doc["lab_yaml_uri"] = event.lab_yaml_uri
         elif isinstance(event, I.LabImported):
             doc["cml_lab_id"] = event.cml_lab_id
         elif isinstance(event, I.InstantiationFailed):

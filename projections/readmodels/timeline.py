@@ -109,9 +109,12 @@ SENTENCES: dict[str, Describe] = {
         f"{_slot(d)}"
     ),
     "PlacementDecided": lambda r, d: (
-        f"Placement chose worker {d.get('chosen_worker_id') or (d.get('decision') or {}).get('chosen_worker_id')}"
+        f"Placement chose worker {d.get('worker_id') or (d.get('decision') or {}).get('chosen_worker_id')}"
+        f" (policy {(d.get('decision') or {}).get('policy', '?')})"
     ),
-    "PlacementFailed": lambda r, d: "Placement found no worker with room; the instance stays queued",
+    "PlacementFailed": lambda r, d: (
+        f"No worker could take it, so it stays queued: {d.get('summary') or 'see the decision'}"
+    ),
     "InstanceScheduled": lambda r, d: (
         f"Scheduled on worker {d.get('worker_id')}, holding capacity {d.get('hold_start')} to "
         f"{d.get('hold_end')}, ports {_ports(d.get('allocated_ports'))}"

@@ -83,7 +83,7 @@ def request_instance(
 
 
 def place(container: Container, instance_id: str, worker_id: str) -> dict[str, int]:
-    """Play the scheduler: reserve on the worker, then schedule the instance (two saves)."""
+    """Play the scheduler: reserve on the worker, then record the decision and schedule (two saves)."""
     ctx = system_ctx(container, "system:scheduler")
     instance: LabletInstance = container.store.get(instance_id)
     worker: Worker = container.store.get(worker_id)
@@ -92,6 +92,8 @@ def place(container: Container, instance_id: str, worker_id: str) -> dict[str, i
     ports = worker.reserve(instance_id, requirements.resources, requirements.node_count,
                            list(requirements.port_names), start, end, ctx)
     container.store.save(worker)
+    decision = {"outcome": "placed", "policy": "test", "chosen_worker_id": worker_id, "candidates": [worker_id]}
+    instance.record_placement_decided("decision-1", worker_id, decision, ctx)
     instance.schedule(worker_id, ports, start, end, "decision-1", ctx)
     container.store.save(instance)
     return ports

@@ -65,10 +65,10 @@ def test_the_timeline_tells_the_whole_story_in_log_order(app: Client) -> None:
     instance_id, worker_id = lived(client, container)
     response = timeline(client, container, instance_id, "user")
     assert response.status_code == 200, response.text
-    # Placement decisions a running scheduler may add are not what this test is about.
-    items = [i for i in response.json()["items"] if not i["type"].startswith("Placement")]
+    # Failed placements a running scheduler may add are not what this test is about.
+    items = [i for i in response.json()["items"] if i["type"] != "PlacementFailed"]
     assert [i["type"] for i in items] == [
-        "InstanceRequested", "CapacityReserved", "InstanceScheduled", "InstantiationStarted", "LabImported",
+        "InstanceRequested", "CapacityReserved", "PlacementDecided", "InstanceScheduled", "InstantiationStarted", "LabImported",
         "LabStarted", "InstanceReady", "UserLoggedIn", "InstanceTerminated", "CapacityReleased",
     ]
     positions = [i["position"] for i in items]
@@ -83,6 +83,7 @@ def test_the_timeline_tells_the_whole_story_in_log_order(app: Client) -> None:
     assert "Terminated (cancelled) from RUNNING" in by_type["InstanceTerminated"]["description"]
     assert by_type["InstanceTerminated"]["description"].endswith("(by user:alice)")
     assert "serial_1=" in by_type["InstanceScheduled"]["description"]
+    assert by_type["PlacementDecided"]["description"].startswith(f"Placement chose worker {worker_id} (policy test)")
     instance_versions = [i["version"] for i in items if i["stream_id"] == instance_id]
     assert instance_versions == list(range(len(instance_versions)))
 
@@ -174,20 +175,24 @@ class DictTx:
 
 
 REQUIREMENTS = InstanceRequirements(2, 4, 10, 2, ("serial_1",), max_duration_minutes=90)
-COMMANDS = ["schedule", "unschedule", "extend", "instantiate", "import", "start_lab", "fail", "ready", "login",
+COMMANDS = ["place_failed", "place_decided", "schedule", "unschedule", "extend", "instantiate", "import", "start_lab", "fail", "ready", "login",
             "restart", "collect", "grade", "complete", "fail_grading", "stop", "stopped", "archive", "terminate"]
 
 
 def _command(instance: LabletInstance, name: str, ctx: CommandContext) -> None:
     at = ctx.at
-    if name == "schedule":
+    if name == "place_failed":
+        instance.record_placement_failed(f"d-{at.minute}", "no worker with room", {"outcome": "unplaceable"}, ctx)
+    elif name == "place_decided":
+        instance.record_placement_decided("d-1", "Worker-1", {"outcome": "placed", "policy": "bin-packing"}, ctx)
+    elif name == "schedule":
         instance.schedule("Worker-1", {"serial_1": 2000}, at, at + timedelta(hours=2), "d-1", ctx)
     elif name == "unschedule":
         instance.unschedule("worker_lost", ctx)
     elif name == "extend":
         instance.record_hold_extended(at + timedelta(hours=5), ctx)
     elif name == "instantiate":
-        instance.start_instantiation(instance.instantiation_attempt + 1, ctx)
+        instance.start_instantiation(instance.instantiation_attempt + 1, ctx, lab_yaml_uri=f"file:///lab-{at.minute}")
     elif name == "import":
         instance.record_lab_imported("lab-1", ctx)
     elif name == "start_lab":
