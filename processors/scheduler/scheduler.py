@@ -187,9 +187,7 @@ class Scheduler:
         # the shortlist's view of the fleet: worker -> (group, entry), groups sorted by fullness
         self._shortlist_ok = shortlist.applicable(self.pipeline)
         self._entries: dict[str, tuple[Any, shortlist.Entry]] = {}
-        self._members: dict[Any, dict[str, shortlist.Entry]] = {}
         self._groups: dict[Any, list[shortlist.Entry]] = {}
-        self._groups_dirty: set[Any] = set()
         self._tried: dict[str, int] = {}  # queued instance -> capacity epoch of its last failed attempt
         self._recheck: dict[str, datetime] = {}  # instance -> when its in-flight hold may be completed
         self._first_pass = True
@@ -397,26 +395,17 @@ class Scheduler:
             worker = self.view.workers.get(worker_id)
             old = self._entries.pop(worker_id, None)
             if old is not None:
-                self._members[old[0]].pop(worker_id, None)
-                self._groups_dirty.add(old[0])
+                shortlist.remove(self._groups[old[0]], old[1])
             if worker is None or worker.state in GONE_WORKER_STATES:
                 continue
             candidate = worker_candidate(worker)
             key = shortlist.group_key(candidate)
             entry = shortlist.Entry(shortlist.fullness(candidate), shortlist.tie_key(candidate), candidate)
             self._entries[worker_id] = (key, entry)
-            self._members.setdefault(key, {})[worker_id] = entry
-            self._groups_dirty.add(key)
+            shortlist.insert(self._groups.setdefault(key, []), entry)
         changed.clear()
 
     def _shortlist_groups(self) -> dict[Any, list[shortlist.Entry]]:
-        for key in self._groups_dirty:
-            members = self._members.get(key, {})
-            if members:
-                self._groups[key] = shortlist.sort_group(members.values())
-            else:
-                self._groups.pop(key, None)
-        self._groups_dirty.clear()
         return self._groups
 
     def _place_in_batch(self, instance_id: str, now: datetime, batch: _Batch) -> None:

@@ -16,7 +16,7 @@ why each one failed), so the caller falls back to the plain decision.
 
 from __future__ import annotations
 
-import heapq
+import bisect
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -74,9 +74,24 @@ def group_key(candidate: WorkerCandidate) -> tuple[str, float, float, int]:
     return (candidate.license_type, capacity.cpu_cores, capacity.memory_gb, candidate.node_limit)
 
 
-def sort_group(entries: Iterable[Entry]) -> list[Entry]:
+def order_key(entry: Entry) -> tuple[float, tuple[float, str]]:
     """Fullest first, then the tie-break order (so the first of equals is the one that wins)."""
-    return sorted(entries, key=lambda e: (-e.fullness, e.tie))
+    return (-entry.fullness, entry.tie)
+
+
+def sort_group(entries: Iterable[Entry]) -> list[Entry]:
+    return sorted(entries, key=order_key)
+
+
+def insert(group: list[Entry], entry: Entry) -> None:
+    bisect.insort(group, entry, key=order_key)
+
+
+def remove(group: list[Entry], entry: Entry) -> None:
+    index = bisect.bisect_left(group, order_key(entry), key=order_key)
+    while group[index] is not entry:  # equal keys cannot happen (the tie holds the worker id)
+        index += 1
+    del group[index]
 
 
 def _share(request: PlacementRequest, key: tuple[str, float, float, int]) -> float:
@@ -88,21 +103,34 @@ def _share(request: PlacementRequest, key: tuple[str, float, float, int]) -> flo
 def _walk(request: PlacementRequest, groups: dict[tuple[str, float, float, int], list[Entry]]) -> Iterator[
     tuple[float, Entry]
 ]:
-    """Every worker of an acceptable license, by upper bound (best first), with the bound."""
-    streams = []
+    """Every worker of an acceptable license, by upper bound (best first), with the bound.
+
+    Each group is already in bound order (fullest first; the request's share is the same
+    for the whole group), so this merges a handful of sorted lists by their heads."""
+    heads: list[list] = []  # [bound of the head, tie of the head, group entries, position, share]
     for key, entries in groups.items():
-        if request.license_affinity and key[0] not in request.license_affinity:
+        if not entries or (request.license_affinity and key[0] not in request.license_affinity):
             continue
         share = _share(request, key) if min(key[1], key[2], key[3]) > 0 else 0.0
+        heads.append([_bound(entries[0], share), entries[0].tie, entries, 0, share])
+    while heads:
+        best = heads[0]
+        for head in heads[1:]:
+            if head[0] > best[0] or (head[0] == best[0] and head[1] < best[1]):
+                best = head
+        entries, position, share = best[2], best[3], best[4]
+        yield best[0], entries[position]
+        position += 1
+        if position == len(entries):
+            heads.remove(best)
+        else:
+            best[0], best[1], best[3] = _bound(entries[position], share), entries[position].tie, position
 
-        def stream(entries: list[Entry] = entries, share: float = share) -> Iterator[tuple[float, tuple, Entry]]:
-            for entry in entries:
-                bound = math.inf if math.isinf(entry.fullness) else 100.0 * min(1.0, entry.fullness + share)
-                yield (-(bound + _ROUNDING), entry.tie, entry)
 
-        streams.append(stream())
-    for negative_bound, _, entry in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
-        yield -negative_bound, entry
+def _bound(entry: Entry, share: float) -> float:
+    if math.isinf(entry.fullness):
+        return math.inf
+    return 100.0 * min(1.0, entry.fullness + share) + _ROUNDING
 
 
 def shortlist_decide(
