@@ -24,7 +24,7 @@ from uuid import NAMESPACE_URL, uuid5
 
 from domain.context import CommandContext
 from domain.definition import LabletDefinition
-from domain.errors import Conflict, InvalidInput, NotFound
+from domain.errors import Conflict, DomainError, InvalidInput, NotFound
 from domain.instance import InstanceState, LabletInstance
 from domain.naming import validate_name
 from domain.timeslot import validate_timeslot
@@ -68,7 +68,7 @@ class IdempotencyKeyReused(Conflict):
     title = "Idempotency key reused"
 
 
-class Forbidden(Conflict):
+class Forbidden(DomainError):
     """The caller's role may not do this at all (the API checks roles first; this is the backstop)."""
 
     status = 403

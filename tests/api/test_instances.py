@@ -467,3 +467,16 @@ def test_the_openapi_documents_the_problems(app: Client) -> None:
     headers = [p["name"] for p in post["parameters"] if p["in"] == "header"]
     assert headers == ["Idempotency-Key"]
     json.dumps(spec)  # serialisable
+
+
+def test_the_service_refuses_roles_too(shared: Client) -> None:
+    """The routes check roles first; the service is the backstop for any other caller."""
+    from domain.context import CommandContext
+    from processors.commands.instances import Caller, Forbidden, InstanceRequest
+
+    _, container = shared
+    ctx = CommandContext(at=NOW, actor="grader:grader")
+    with pytest.raises(Forbidden):
+        container.instance_service.request(InstanceRequest("ccna-basic-routing"), Caller("grader", "grader"), ctx)
+    with pytest.raises(Forbidden):
+        container.instance_service.start("LabletInstance-x", Caller("user", "alice"), ctx)
