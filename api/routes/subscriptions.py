@@ -12,6 +12,7 @@ from api.deps import Ctx, ReadYourWrites, get_container
 from api.problems import ApiProblem
 from api.schemas import PROBLEM_RESPONSES, Cursor, Limit, paged
 from api.schemas.subscriptions import (
+    MAX_POSITION,
     DeadLetterPage,
     DeliveryPage,
     ReasonIn,
@@ -48,9 +49,12 @@ def _int_cursor(cursor: str | None) -> int | None:
         return None
     try:
         value, _ = decode_cursor(cursor)
-        return int(value)
+        number = int(value)
     except (ValueError, TypeError):
-        raise ApiProblem(422, "Invalid input", "not a cursor from this API", field="cursor") from None
+        number = -1
+    if not 0 <= number <= MAX_POSITION:
+        raise ApiProblem(422, "Invalid input", "not a cursor from this API", field="cursor")
+    return number
 
 
 @router.post("", response_model=SubscriptionCreatedOut, status_code=201,

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.naming import MAX_NAME_LENGTH
 from domain.subscription import MAX_FILTERS
 
-Filter = Field(max_length=MAX_NAME_LENGTH)
+MAX_POSITION = 2**63 - 1  # positions are BIGINT in every store
+FilterText = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
 
 
 class Strict(BaseModel):
@@ -19,11 +20,11 @@ class Strict(BaseModel):
 
 class SubscriptionIn(Strict):
     url: str = Field(max_length=2000, description="absolute http(s) URL of the receiver (HTTPS outside tests)")
-    types: list[str] = Field(
+    types: list[FilterText] = Field(
         default_factory=list, max_length=MAX_FILTERS,
         description="exact CloudEvent types or prefixes like 'ccm.lablet.instance.*'; empty = all",
     )
-    subjects: list[str] = Field(
+    subjects: list[FilterText] = Field(
         default_factory=list, max_length=MAX_FILTERS,
         description="exact subjects (stream ids) or prefixes like 'Worker-*'; empty = all",
     )
@@ -31,15 +32,10 @@ class SubscriptionIn(Strict):
         "structured", description="structured (the signature covers every attribute) or binary (ce-* headers)"
     )
 
-    def model_post_init(self, _: Any) -> None:
-        for name in ("types", "subjects"):
-            for item in getattr(self, name):
-                if len(item) > MAX_NAME_LENGTH:
-                    raise ValueError(f"{name}: each entry at most {MAX_NAME_LENGTH} characters")
-
 
 class ReplayIn(Strict):
-    from_position: int = Field(ge=0, description="re-send every matching event with a greater position; 0 = all")
+    from_position: int = Field(ge=0, le=MAX_POSITION,
+                               description="re-send every matching event with a greater position; 0 = all")
 
 
 class ReasonIn(Strict):

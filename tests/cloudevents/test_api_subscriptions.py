@@ -138,3 +138,23 @@ def test_list_pages_with_a_cursor(app):
     assert sorted(seen) == sorted(created)
     bad = client.get(f"{API}/subscriptions", params={"cursor": "garbage"}, headers=AUTH["grader"])
     assert bad.status_code == 422
+
+
+def test_overlong_filters_are_422_not_500(app):
+    client, _ = app
+    for field in ("types", "subjects"):
+        answer = client.post(f"{API}/subscriptions", json={"url": HOOK, field: ["a" * 201]}, headers=AUTH["grader"])
+        assert answer.status_code == 422, answer.text
+
+
+def test_out_of_range_positions_and_cursors_are_422(app):
+    client, _ = app
+    sid = subscribe(client).json()["id"]
+    huge = client.post(f"{API}/subscriptions/{sid}/replay", json={"from_position": 2**64}, headers=AUTH["grader"])
+    assert huge.status_code == 422
+    from projections.readmodel import encode_cursor
+
+    for path in ("deliveries", "dead-letters"):
+        for cursor in (encode_cursor(2**70, "x"), encode_cursor("abc", "x"), "garbage"):
+            answer = client.get(f"{API}/subscriptions/{sid}/{path}", params={"cursor": cursor}, headers=AUTH["grader"])
+            assert answer.status_code == 422, (path, cursor, answer.text)
