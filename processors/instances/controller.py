@@ -73,6 +73,8 @@ SCAN_EVENTS = (
     LabletInstance.InstanceArchived,
     LabletInstance.InstanceTerminated,
 )
+# Worker events that change only its reservations, not where or whether its CML runs.
+LEDGER_EVENTS = (Worker.CapacityReserved, Worker.CapacityReleased, Worker.ReservationExtended)
 MAX_STEPS_PER_LOOK = 24  # a look ends when nothing more is due; this only bounds conflict storms
 
 
@@ -120,6 +122,15 @@ class MemoryCheckpoints:
         self.positions[name] = position
 
 
+@dataclass(frozen=True)
+class WorkerInfo:
+    """What the controller needs to reach a worker's CML (loading a worker replays its ledger)."""
+
+    worker_id: str
+    state: WorkerState
+    ip: str | None
+
+
 @dataclass
 class ReconcileReport:
     workers: int = 0
@@ -157,9 +168,10 @@ class InstanceController:
         self._retry_at: dict[str, datetime] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._versions: dict[tuple[str, str], DefinitionVersion | None] = {}
+        self._workers: dict[str, WorkerInfo | None] = {}  # cached; dropped when the log changes them
         self._last_reconcile: datetime | None = None
         self._started = False
-        self._semaphore: asyncio.Semaphore | None = None
+        self._semaphore: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
 
     # == following the log ===========================================================
     def rescan(self) -> int:
@@ -189,6 +201,8 @@ class InstanceController:
                 if isinstance(stored.event, LabletInstance.Event):
                     self._note(stored, cleanup=True)
                     self._dirty.add(stored.stream_id)
+                elif isinstance(stored.event, Worker.Event) and not isinstance(stored.event, LEDGER_EVENTS):
+                    self._workers.pop(stored.stream_id, None)  # its state or IP may have changed
             self.position = batch[-1].position or self.position
             count += len(batch)
             if len(batch) < limit:
@@ -292,9 +306,10 @@ class InstanceController:
         return bool(self._tasks)
 
     async def _look(self, instance_id: str) -> None:
-        if self._semaphore is None:
-            self._semaphore = asyncio.Semaphore(self.settings.concurrency)
-        async with self._semaphore:
+        loop = asyncio.get_running_loop()
+        if self._semaphore is None or self._semaphore[0] is not loop:  # a caller may use a loop per pass
+            self._semaphore = (loop, asyncio.Semaphore(self.settings.concurrency))
+        async with self._semaphore[1]:
             try:
                 await self._drive(instance_id)
             except Exception:  # noqa: BLE001 - one instance's failure must not stop the others
@@ -307,16 +322,20 @@ class InstanceController:
         self._retry_at.pop(instance_id, None)
         instance: LabletInstance | None = None
         for _ in range(MAX_STEPS_PER_LOOK):
-            instance = self._load(instance_id)
             if instance is None:
-                self._forget(instance_id)
-                return
+                instance = self._load(instance_id)
+                if instance is None:
+                    self._forget(instance_id)
+                    return
             try:
                 progressed = await self._step(instance, self.clock.now())
             except ConcurrencyConflict:
-                continue  # someone else changed it meanwhile: read again and re-decide
+                instance = None  # someone else changed it meanwhile: read again and re-decide
+                continue
             if not progressed:
                 break
+            # A step that progressed saved the instance: the object is the stored state, unless
+            # the save left it stale (a conflict raised above), so it is not read again.
         if instance is None or instance.state is S.TERMINATED:
             return
         if instance_id not in self._live:
@@ -412,7 +431,7 @@ class InstanceController:
             instance.start_instantiation(instance.instantiation_attempt + 1, self._ctx(now, "retry"))
             self.store.save(instance)
             return True
-        worker = self._worker(instance.worker_id)
+        worker = self._worker_info(instance.worker_id)
         if worker is None or worker.state in GONE:
             self._terminate(instance, "worker_lost", f"worker {instance.worker_id} is gone "
                             f"({worker.state.value if worker else 'unknown'}) during instantiation",
@@ -421,7 +440,7 @@ class InstanceController:
         if worker.state not in REACHABLE or not worker.ip:
             self._retry_later(instance.id, self.settings.worker_wait)  # booked ahead of the worker's boot
             return False
-        endpoint = self.endpoint_for(worker.id, worker.ip)
+        endpoint = self.endpoint_for(worker.worker_id, worker.ip)
         title = naming.lab_title(instance)
         lab_id: str | None = None
         try:
@@ -609,7 +628,7 @@ class InstanceController:
         """No lab on CML and no hold on the worker for a terminated instance."""
         if not await self._delete_lab(instance):
             return  # CML unreachable for now: ``_retry_at`` is set, the checkpoint waits
-        if instance.worker_id:
+        if instance.worker_id and instance.termination_reason != "completed":  # archiving released it
             worker = self._worker(instance.worker_id)
             if worker is not None and worker.release(instance.id, self._ctx(self.clock.now(), "cleanup"),
                                                      reason=f"instance terminated ({instance.termination_reason})"):
@@ -658,14 +677,15 @@ class InstanceController:
         for instance_id, worker_id in self._placed.items():
             by_worker.setdefault(worker_id, []).append(instance_id)
         for worker_id, instance_ids in sorted(by_worker.items()):
-            worker = self._worker(worker_id)
+            self._workers.pop(worker_id, None)  # read afresh: a periodic pass may follow a long quiet
+            worker = self._worker_info(worker_id)
             if worker is None or worker.state in GONE:
                 self._forget_finished(instance_ids)  # nothing left to reach
                 continue
             if worker.state not in REACHABLE or not worker.ip:
                 continue  # stopped or booting: looked at when it runs again
             report.workers += 1
-            endpoint = self.endpoint_for(worker.id, worker.ip)
+            endpoint = self.endpoint_for(worker.worker_id, worker.ip)
             try:
                 await self._reconcile_worker(endpoint, sorted(instance_ids), report)
                 self._forget_finished(instance_ids)  # checked: none of them has a lab left
@@ -719,15 +739,23 @@ class InstanceController:
             return None
         return worker if isinstance(worker, Worker) else None
 
+    def _worker_info(self, worker_id: str | None) -> WorkerInfo | None:
+        if not worker_id:
+            return None
+        if worker_id not in self._workers:
+            worker = self._worker(worker_id)
+            self._workers[worker_id] = WorkerInfo(worker.id, worker.state, worker.ip) if worker else None
+        return self._workers[worker_id]
+
     def _worker_gone(self, instance: LabletInstance) -> bool:
-        worker = self._worker(instance.worker_id)
-        return worker is None or worker.state in GONE
+        info = self._worker_info(instance.worker_id)
+        return info is None or info.state in GONE
 
     def _endpoint(self, instance: LabletInstance) -> CmlEndpoint | None:
-        worker = self._worker(instance.worker_id)
-        if worker is None or worker.state not in REACHABLE or not worker.ip:
+        info = self._worker_info(instance.worker_id)
+        if info is None or info.state not in REACHABLE or not info.ip:
             return None
-        return self.endpoint_for(worker.id, worker.ip)
+        return self.endpoint_for(info.worker_id, info.ip)
 
     def _version(self, instance: LabletInstance) -> DefinitionVersion | None:
         key = (instance.definition_name, instance.definition_version)

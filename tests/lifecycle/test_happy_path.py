@@ -87,3 +87,18 @@ def test_without_grading_the_timeslot_end_stops_the_lab(world: World) -> None:
     assert instance.state is S.TERMINATED and instance.stop_reason == "timeslot_end"
     assert "CollectionStarted" not in world.events(instance_id)
     assert world.labs() == {}
+
+
+def test_more_labs_than_the_concurrency_limit_with_a_new_event_loop_per_pass(world: World) -> None:
+    from processors.instances import LifecycleSettings
+
+    ids = [world.book(start_in=None) for _ in range(3)]
+    for instance_id in ids:
+        world.instantiate(instance_id)
+    controller = world.controller(settings=LifecycleSettings(concurrency=2))
+    world.run(controller)  # one asyncio.run per pass: the limit must not stick to the first loop
+    for instance_id in ids:
+        world.login(instance_id)
+    world.run(controller)
+    assert [world.instance(i).state for i in ids] == [S.RUNNING] * 3
+    assert len(world.labs()) == 3
