@@ -158,6 +158,7 @@ class InstanceController:
         self.settings = settings or LifecycleSettings()
         self.checkpoints: CheckpointStore = checkpoints or MemoryCheckpoints()
         self.position = 0  # read up to here
+        self._saved_checkpoint: int | None = None
         self._live: dict[str, datetime | None] = {}  # instance id -> when to look next (None: now)
         self._dirty: set[str] = set()  # changed in the log since the last look
         self._cleanup: dict[str, int] = {}  # terminated instance id -> its InstanceTerminated position
@@ -186,7 +187,7 @@ class InstanceController:
             for stored in batch:
                 self._note(stored, cleanup=False)
             after = batch[-1].position or head
-        self.position = self.checkpoints.load_checkpoint(self.settings.checkpoint_name)
+        self.position = self._saved_checkpoint = self.checkpoints.load_checkpoint(self.settings.checkpoint_name)
         self._dirty.update(self._live)
         return len(self._live)
 
@@ -233,7 +234,10 @@ class InstanceController:
         """Never past a termination whose lab may still be on CML: after a crash the
         follower reads it again and cleans up."""
         pending = [p - 1 for p in self._cleanup.values()]
-        self.checkpoints.save_checkpoint(self.settings.checkpoint_name, min([self.position, *pending]))
+        checkpoint = min([self.position, *pending])
+        if checkpoint != self._saved_checkpoint:  # passes run twice a second: write only changes
+            self.checkpoints.save_checkpoint(self.settings.checkpoint_name, checkpoint)
+            self._saved_checkpoint = checkpoint
 
     # == passes ======================================================================
     async def start(self) -> None:
