@@ -12,6 +12,7 @@ from api.metrics import MetricsMiddleware, metrics_endpoint
 from api.middleware import RequestContextMiddleware
 from api.problems import install_problem_handlers
 from api.routes import include_all
+from api.web.routes import router as web_router
 
 
 def create_app(container: "Container") -> FastAPI:  # noqa: F821 - forward ref to avoid cycle
@@ -36,5 +37,6 @@ def create_app(container: "Container") -> FastAPI:  # noqa: F821 - forward ref t
     install_problem_handlers(app)
     app.include_router(health_router)
     include_all(app)
+    app.include_router(web_router)  # the dashboard and timeline pages (not under /api/v1)
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -225,6 +226,20 @@ class Container:
             log.info("worker_templates_seeded", names=created, path=str(path))
         return created
 
+    # -- demo data (LRM_DEMO=1, api/demo.py) and where to look ------------------------
+    def _seed_demo(self) -> None:
+        from api.demo import seed_demo, start_banner
+
+        if self.settings.demo:
+            try:
+                seeded = seed_demo(self)
+                log.info("demo_seeded", definitions=seeded.definitions, booked=len(seeded.instance_ids),
+                         already_booked=seeded.already_booked)
+            except Exception:  # noqa: BLE001 - a broken demo must not keep the service down
+                log.exception("demo_seed_failed")
+        if self._system_clock:
+            print(start_banner(self), file=sys.stderr, flush=True)
+
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
         if self._started:
@@ -233,6 +248,7 @@ class Container:
         if self.tokens_path is not None:
             log.info("api_tokens_generated", path=str(self.tokens_path))
         self.seed_worker_templates()
+        self._seed_demo()
         self.projection_runner.start()
         self.webhooks.start()
         if self._run_scheduler:
