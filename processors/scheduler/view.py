@@ -161,6 +161,8 @@ class SchedulerView:
             self.refresh_holds(aggregate)
             self.changed_workers.add(aggregate.id)
         elif isinstance(aggregate, LabletInstance):
+            if aggregate.state is InstanceState.SCHEDULED:
+                self.requeued_from.pop(aggregate.id, None)
             self._track_instance(aggregate, 0)
 
     # -- bookkeeping -----------------------------------------------------------------
