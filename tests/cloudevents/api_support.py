@@ -43,7 +43,8 @@ def ctx(actor: str = "system:controller") -> CommandContext:
 
 @contextmanager
 def started_app(data_dir: Path) -> Iterator[tuple[TestClient, Container]]:
-    container = Container(Settings(data_dir=data_dir, store="sqlite", tokens=TOKENS))
+    # No processors: the tests play the scheduler and the controllers themselves (``step``).
+    container = Container(Settings(data_dir=data_dir, store="sqlite", tokens=TOKENS, processors=False))
     with TestClient(create_app(container)) as client:
         yield client, container
 

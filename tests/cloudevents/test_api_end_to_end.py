@@ -71,7 +71,7 @@ def test_a_grader_follows_a_whole_life_and_grades_it(app, receiver):
     worker_id = running_worker(client, container)
 
     instance_id = request_instance(client, "service", owner_id="alice")["id"]
-    # The receiver fails the first delivery of the next event (scheduled) once: it is retried.
+    # The receiver fails the first delivery of the instance's second event once: it is retried.
     receiver.respond(str(event_id(instance_id, 1)), ("retry-after", 503, "0"))
     place(container, instance_id, worker_id)
     bring_up(container, instance_id)
@@ -105,7 +105,7 @@ def test_a_grader_follows_a_whole_life_and_grades_it(app, receiver):
     assert [e["id"] for e in received] == expected
     assert [int(e["sequence"]) for e in received] == list(range(len(expected)))
     types = [e["type"] for e in received]
-    assert types[:2] == ["ccm.lablet.instance.requested", "ccm.lablet.instance.scheduled"]
+    assert types[0] == "ccm.lablet.instance.requested" and "ccm.lablet.instance.scheduled" in types
     assert types[-4:] == ["ccm.lablet.instance.grading.completed", "ccm.lablet.instance.stopped",
                           "ccm.lablet.instance.archived", "ccm.lablet.instance.terminated"]
     completed = next(e for e in received if e["type"] == "ccm.lablet.instance.grading.completed")
@@ -115,8 +115,8 @@ def test_a_grader_follows_a_whole_life_and_grades_it(app, receiver):
     # The delivery log shows every attempt, the failed one first.
     log = client.get(f"{API}/subscriptions/{sub['id']}/deliveries", params={"limit": 500},
                      headers=AUTH["grader"]).json()["items"]
-    scheduled = [a for a in reversed(log) if a["event_id"] == expected[1]]
-    assert [(a["status"], a["outcome"]) for a in scheduled] == [(503, "retry"), (200, "delivered")]
+    second = [a for a in reversed(log) if a["event_id"] == expected[1]]
+    assert [(a["status"], a["outcome"]) for a in second] == [(503, "retry"), (200, "delivered")]
     assert sorted({a["event_id"] for a in log if a["outcome"] == "delivered"}) == sorted(expected)
     assert all(a["latency_ms"] >= 0 and a["at"] for a in log)
     assert len(log) == len(expected) + 1
