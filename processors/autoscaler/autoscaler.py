@@ -92,12 +92,14 @@ class Autoscaler:
         self.stream_id = ScalingDecision.stream_id_for(self.settings.scope)
         self.next_at: datetime | None = None
         self.decisions = 0
+        self._changed = False
 
     # -- the loop body -------------------------------------------------------------------
     def tick(self, *, force: bool = False) -> Decision | None:
         """Plan (and act) if something changed or a planned moment has come; else None."""
-        changed = [e for e in self.replica.catch_up() if not e.stream_id.startswith("ScalingDecision-")]
+        self._catch_up()
         now = self.clock.now()
+        changed, self._changed = self._changed, False
         if not (force or changed or self.next_at is None or now >= self.next_at):
             return None
         for _attempt in range(self.settings.max_conflicts):
@@ -109,7 +111,7 @@ class Autoscaler:
                 break
             except ConcurrencyConflict:
                 # Another autoscaler decided first: read its decision and workers, plan again.
-                self.replica.catch_up()
+                self._catch_up()
         else:
             raise ConcurrencyConflict(f"{self.stream_id}: gave up after {self.settings.max_conflicts} conflicts")
         for finished in snapshot.finished:
@@ -120,8 +122,13 @@ class Autoscaler:
         self.next_at = min(wake)
         if decision.decision_id is not None:
             self._execute(decision, now)
-            self.replica.catch_up()
         return decision
+
+    def _catch_up(self) -> None:
+        """Read new events; remember whether any could change the next plan (not our own audit)."""
+        events = self.replica.catch_up()
+        if any(not e.stream_id.startswith("ScalingDecision-") for e in events):
+            self._changed = True
 
     def snapshot(self, now: datetime) -> Snapshot:
         scaling = self.settings.scaling
@@ -178,7 +185,9 @@ class Autoscaler:
                 decision.rejected.append({**action.to_dict(), "error": f"{type(error).__name__}: {error}"})
         if decision.rejected:
             def attempt() -> None:
-                audit = self.store.get(self.stream_id)
+                # The replica's copy, not store.get: the decision stream grows for ever.
+                self._catch_up()
+                audit = copy.deepcopy(self.replica.get(self.stream_id))
                 audit.reject(decision.decision_id, decision.rejected, ctx)
                 self.store.save(audit)
 
