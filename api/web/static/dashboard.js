@@ -7,6 +7,7 @@
   const { api, all, el, svg, replace, time, short, number, debounce, link, INSTANCE_STATES } = LRM;
   const HOUR = 3600 * 1000;
   const DEBOUNCE_MS = 150;
+  const TRACK = 9; // px per overlapping booking in a Gantt lane
   let seen = 0; // the highest log position a panel refresh must reflect
   let instances = [];
   let stateFilter = null;
@@ -66,7 +67,7 @@
         const peak = peaks[w.id] || w.reserved_now;
         const d = w.declared;
         const r = w.reserved_now;
-        return el("article", { class: `card worker state-${w.state}`, dataset: { workerId: w.id } },
+        return el("article", { class: `card worker worker-${w.state}`, dataset: { workerId: w.id } },
           el("header", {},
             link(w.id, `worker ${short(w.id)}`),
             el("span", { class: `state state-${w.state}` }, w.state)),
@@ -99,7 +100,19 @@
       const label = 120;
       const rowHeight = 24;
       const x = (iso) => label + ((width - label) * Math.max(0, Math.min(1, (new Date(iso) - from) / (to - from))));
-      const height = 22 + rowHeight * Math.max(1, byWorker.size);
+      // Overlapping bookings of one worker go on separate tracks (first free track wins).
+      const lanes = new Map();
+      for (const [workerId, list] of byWorker) {
+        const ends = [];
+        lanes.set(workerId, list.slice().sort((a, b) => String(a.hold_start).localeCompare(String(b.hold_start))).map((r) => {
+          let track = ends.findIndex((end) => end <= new Date(r.hold_start));
+          if (track < 0) track = ends.length;
+          ends[track] = new Date(r.hold_end);
+          return { r, track };
+        }));
+      }
+      const laneHeight = (list) => Math.max(rowHeight, 6 + list.reduce((n, b) => Math.max(n, b.track + 1), 1) * TRACK);
+      const height = 22 + Math.max(rowHeight, [...lanes.values()].reduce((sum, list) => sum + laneHeight(list), 0));
       const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "gantt-svg", role: "img",
         "aria-label": "reservations per worker over the next 24 hours" });
       for (let h = 0; h <= 24; h += 3) {
@@ -109,19 +122,20 @@
       }
       let y = 22;
       if (!byWorker.size) chart.append(svg("text", { x: label, y: y + 16, class: "muted" }, "no reservations"));
-      for (const [workerId, list] of byWorker) {
+      for (const [workerId, list] of lanes) {
+        const lane = laneHeight(list);
         chart.append(svg("a", { href: `/workers/${encodeURIComponent(workerId)}` },
           svg("text", { x: 4, y: y + 16, class: "row-label" }, `worker ${short(workerId)}`)));
-        chart.append(svg("rect", { x: label, y: y + 2, width: width - label, height: rowHeight - 4, class: "lane" }));
-        for (const r of list) {
+        chart.append(svg("rect", { x: label, y: y + 2, width: width - label, height: lane - 4, class: "lane" }));
+        for (const { r, track } of list) {
           const x0 = x(r.hold_start);
           const x1 = Math.max(x0 + 2, x(r.hold_end));
           chart.append(svg("a", { href: `/instances/${encodeURIComponent(r.instance_id)}` },
-            svg("rect", { x: x0, y: y + 4, width: x1 - x0, height: rowHeight - 8, rx: 3,
+            svg("rect", { x: x0, y: y + 4 + track * TRACK, width: x1 - x0, height: TRACK - 2, rx: 2,
               class: `booking${r.active ? " active" : ""}`, "data-instance-id": r.instance_id },
             svg("title", {}, `${r.instance_id}\n${time(r.hold_start)} → ${time(r.hold_end)}\nports ${Object.values(r.ports).join(", ")}`))));
         }
-        y += rowHeight;
+        y += lane;
       }
       replace("gantt", chart, rows.complete ? null : el("p", { class: "muted" }, "(first 5 000 reservations shown)"));
     } catch (err) {
