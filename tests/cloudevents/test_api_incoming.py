@@ -31,6 +31,13 @@ def app(tmp_path):
         yield pair
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """One app for the tests that only check refusals (each compares positions before and after)."""
+    with started_app(tmp_path_factory.mktemp("shared")) as pair:
+        yield pair
+
+
 def test_login_by_user_session_then_collect_by_subject_in_binary_mode(app):
     client, container = app
     instance_id = ready_instance(container, session_id="lds-42")
@@ -100,8 +107,8 @@ def test_session_end_without_grading_stops_the_lab(app):
     ],
     ids=["unknown-instance", "unknown-session", "foreign-subject", "no-reference", "unhandled-type"],
 )
-def test_events_for_nothing_we_know_are_accepted_and_ignored(app, event):
-    client, container = app
+def test_events_for_nothing_we_know_are_accepted_and_ignored(shared, event):
+    client, container = shared
     before = container.store.max_position()
     answer = post_structured(client, event)
     assert answer.status_code == 202, answer.text
@@ -134,8 +141,8 @@ def test_wrong_state_is_a_409_problem_and_records_nothing(app):
     ],
     ids=["bad-json", "missing-id", "binary-without-ce-headers", "batch-not-array", "too-large"],
 )
-def test_malformed_requests_get_problems(app, headers, body, status, field):
-    client, _ = app
+def test_malformed_requests_get_problems(shared, headers, body, status, field):
+    client, _ = shared
     answer = client.post(f"{API}/cloudevents", content=body, headers={**headers, **AUTH["service"]})
     assert answer.status_code == status
     assert answer.headers["content-type"].startswith("application/problem+json")
@@ -154,8 +161,8 @@ def test_unusable_grading_data_is_a_400_problem(app):
 
 
 @pytest.mark.parametrize(("auth", "status"), [(None, 401), ("user", 403), ("instructor", 403)])
-def test_only_graders_services_and_admins_may_send(app, auth, status):
-    client, _ = app
+def test_only_graders_services_and_admins_may_send(shared, auth, status):
+    client, _ = shared
     headers = {"content-type": "application/cloudevents+json", **(AUTH[auth] if auth else {})}
     answer = client.post(f"{API}/cloudevents", content=json.dumps(structured("x.y")), headers=headers)
     assert answer.status_code == status

@@ -16,6 +16,13 @@ def app(tmp_path):
         yield pair
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """One app for the tests that only check refusals (each compares positions before and after)."""
+    with started_app(tmp_path_factory.mktemp("shared")) as pair:
+        yield pair
+
+
 def subscribe(client, auth="grader", **body):  # noqa: ANN001, ANN201
     return client.post(f"{API}/subscriptions", json={"url": HOOK, **body}, headers=AUTH[auth])
 
@@ -51,8 +58,8 @@ def test_create_answers_the_secret_once_and_never_again(app):
     ],
     ids=["scheme", "not-url", "type", "mode", "too-many-filters", "caller-secret", "no-url"],
 )
-def test_invalid_subscriptions_are_refused(app, body, status):
-    client, container = app
+def test_invalid_subscriptions_are_refused(shared, body, status):
+    client, container = shared
     before = container.store.max_position()
     answer = client.post(f"{API}/subscriptions", json=body, headers=AUTH["grader"])
     assert answer.status_code == status, answer.text
@@ -61,8 +68,8 @@ def test_invalid_subscriptions_are_refused(app, body, status):
 
 
 @pytest.mark.parametrize(("auth", "status"), [(None, 401), ("user", 403), ("service", 403), ("instructor", 403)])
-def test_only_graders_and_admins_manage_subscriptions(app, auth, status):
-    client, _ = app
+def test_only_graders_and_admins_manage_subscriptions(shared, auth, status):
+    client, _ = shared
     headers = AUTH[auth] if auth else {}
     assert client.post(f"{API}/subscriptions", json={"url": HOOK}, headers=headers).status_code == status
     assert client.get(f"{API}/subscriptions", headers=headers).status_code == status
