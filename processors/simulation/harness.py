@@ -90,11 +90,13 @@ class SimulationResult:
     kpis: dict[str, Any]
     steps: int
     wall_seconds: float = 0.0
+    cpu_seconds: float = 0.0  # process time: the wall time on a busy machine overstates the cost
     timeline: list[dict[str, Any]] = field(default_factory=list)  # fleet size over time, for plots
 
     def to_dict(self) -> dict[str, Any]:
         return {"workload": self.workload, "policy": self.policy, "seed": self.seed, "steps": self.steps,
-                "wall_seconds": round(self.wall_seconds, 3), "kpis": self.kpis}
+                "wall_seconds": round(self.wall_seconds, 3),
+                "cpu_seconds": round(self.cpu_seconds, 3), "kpis": self.kpis}
 
 
 Progress = Callable[[datetime, float], None]
