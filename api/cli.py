@@ -78,6 +78,15 @@ def list_projections() -> None:
         container.close()
 
 
+def _register_simulation() -> None:
+    from api.simulate import register
+
+    register(cli)
+
+
+_register_simulation()
+
+
 def main() -> None:
     cli()
 
