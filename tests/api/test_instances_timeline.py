@@ -42,6 +42,13 @@ def app(tmp_path: Path) -> Iterator[Client]:
         yield pair
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+    """One app for the tests that use only an instance of their own and do not move the clock."""
+    with instance_client(tmp_path_factory.mktemp("shared")) as pair:
+        yield pair
+
+
 def lived(client: TestClient, container: Container) -> tuple[str, str]:
     """An instance requested at NOW, placed, ready at NOW+1 min, logged in at NOW+2 min, cancelled at NOW+3."""
     instance_id = request_instance(client, "user")["id"]
@@ -98,8 +105,8 @@ def test_timeline_pages(app: Client) -> None:
         i["position"] for i in timeline(client, container, instance_id).json()["items"]]
 
 
-def test_timelines_are_private_like_instances(app: Client) -> None:
-    client, container = app
+def test_timelines_are_private_like_instances(shared: Client) -> None:
+    client, container = shared
     instance_id = request_instance(client, "user")["id"]
     assert timeline(client, container, instance_id, "instructor").status_code == 200
     assert_problem(timeline(client, container, instance_id, "service"), 404)
@@ -127,8 +134,8 @@ def test_state_at_replays_up_to_the_moment(app: Client, offset: timedelta, state
     assert response.json()["instance"]["state"] == state
 
 
-def test_state_before_the_request_is_404(app: Client) -> None:
-    client, container = app
+def test_state_before_the_request_is_404(shared: Client) -> None:
+    client, container = shared
     instance_id = request_instance(client, "user")["id"]
     assert_problem(state_at(client, instance_id, NOW - timedelta(microseconds=1)), 404)
     assert state_at(client, instance_id, NOW).json()["instance"]["state"] == "PENDING"
@@ -144,14 +151,14 @@ def test_state_now_is_what_the_read_model_says(app: Client) -> None:
 
 
 @pytest.mark.parametrize("at", ["2026-11-28T09:00:00", "yesterday", ""])
-def test_state_at_needs_an_rfc3339_time_with_zone(app: Client, at: str) -> None:
-    client, container = app
+def test_state_at_needs_an_rfc3339_time_with_zone(shared: Client, at: str) -> None:
+    client, container = shared
     instance_id = request_instance(client, "user")["id"]
     assert_problem(state_at(client, instance_id, at), 422, "at")
 
 
-def test_state_at_is_private_like_instances(app: Client) -> None:
-    client, container = app
+def test_state_at_is_private_like_instances(shared: Client) -> None:
+    client, container = shared
     instance_id = request_instance(client, "user")["id"]
     assert_problem(client.get(f"{API}/instances/{instance_id}/state", params={"at": NOW.isoformat()},
                               headers={"Authorization": "Bearer usr2"}), 404)
