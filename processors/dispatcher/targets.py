@@ -8,6 +8,10 @@ from domain.subscription import WebhookSubscription, subject_matches, type_match
 from processors.ports.webhooks import DeliveryMode, OutboundEvent
 
 
+# CloudEvent types of WebhookSubscription events (``ccm.subscription.*``).
+SUBSCRIPTION_TYPES = "ccm.subscription."
+
+
 @dataclass(frozen=True)
 class SubscriptionTarget:
     id: str
@@ -18,6 +22,9 @@ class SubscriptionTarget:
     subjects: tuple[str, ...] = ()
 
     def matches(self, event: OutboundEvent) -> bool:
+        if event.type.startswith(SUBSCRIPTION_TYPES) and event.subject != self.id:
+            # Another receiver's subscription (its URL, owner, filters) is not ours to see.
+            return False
         return type_matches(self.types, event.type) and subject_matches(self.subjects, event.subject)
 
     @classmethod

@@ -218,3 +218,17 @@ def test_delivery_resumes_from_its_checkpoint_after_a_restart(tmp_path, receiver
         after = set(stream_event_ids(container, second))
         receiver.wait_for(lambda: {r.headers["webhook-id"] for r in receiver.ok()} >= after)
         assert not {r.headers["webhook-id"] for r in receiver.ok()} & before  # nothing re-sent
+
+
+def test_a_receiver_sees_its_own_subscription_events_only(app, receiver):
+    client, container = app
+    mine = subscribe(client, receiver.url("/all"))  # no filter: every type
+    theirs = client.post(f"{API}/subscriptions", json={"url": "https://other.example/h"},
+                         headers=AUTH["admin"]).json()
+    replay = client.post(f"{API}/subscriptions/{mine['id']}/replay", json={"from_position": mine["position"]},
+                         headers=AUTH["grader"])
+    assert replay.status_code == 202
+    own = str(event_id(mine["id"], 1))  # the replay request, delivered to its own subscriber
+    receiver.wait_for(lambda: any(r.headers["webhook-id"] == own for r in receiver.ok()))
+    subjects = {json.loads(r.body)["subject"] for r in receiver.ok()}
+    assert theirs["id"] not in subjects and "other.example" not in b"".join(r.body for r in receiver.ok()).decode()
