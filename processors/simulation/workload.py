@@ -253,8 +253,9 @@ def _datetime(value: Any, where: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _offset(moment: datetime, origin: datetime) -> float:
-    return round((moment - origin) / timedelta(minutes=1), 3)
+def _offset(moment: datetime, origin: datetime) -> str:
+    """Written as a full ISO time: exact, whatever the origin."""
+    return moment.isoformat()
 
 
 # -- generating ------------------------------------------------------------------------------
@@ -308,7 +309,7 @@ class _Draw:
 
     def booked_ahead(self, start: datetime) -> datetime:
         lo, hi = self.spec.get("booked_ahead_minutes", (60, 24 * 60))
-        return start - timedelta(minutes=self.rng.uniform(float(lo), float(hi)))
+        return start - timedelta(seconds=round(60 * self.rng.uniform(float(lo), float(hi))))
 
 
 def _exam_wave(spec: Mapping[str, Any], draw: _Draw) -> list[Booking]:
@@ -347,7 +348,7 @@ def _asap_burst(spec: Mapping[str, Any], draw: _Draw) -> list[Booking]:
     """``count`` ASAP requests within ``spread_minutes`` after ``at`` (a class told "start now")."""
     at = draw.moment("at", "13:00")
     spread = float(spec.get("spread_minutes", 5))
-    return [draw.booking(None, at + timedelta(minutes=draw.rng.uniform(0, spread)), draw.minutes())
+    return [draw.booking(None, at + timedelta(seconds=round(60 * draw.rng.uniform(0, spread))), draw.minutes())
             for _ in range(draw.count())]
 
 
