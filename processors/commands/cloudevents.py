@@ -168,15 +168,16 @@ class CloudEventIntake:
 
         # A claim left by an earlier try (crashed, or running in another replica right now)
         # means the effect may already be on the stream: look there before acting.
-        tries = [seen is not None]  # ``seen`` here can only be a claim
+        check_stream = seen is not None  # ``seen`` here can only be a claim
         self.inbox.claim(event, instance_id, ctx.at)
 
         def attempt() -> Ingested:
+            nonlocal check_stream
             instance = self.store.get(instance_id)
-            # After a conflict, the writer that won may have been a duplicate of this event.
-            if (tries[0] or len(tries) > 1) and self._already_caused(instance_id, command_ctx):
+            if check_stream and self._already_caused(instance_id, command_ctx):
                 return self._ingested(event, "duplicate", instance_id, None, "already applied to the instance")
-            tries.append(True)
+            # A retry follows a lost race: the writer that won may have been this same event.
+            check_stream = True
             handler(instance, event.data, command_ctx)
             if not instance.pending_events:
                 return self._ingested(event, "accepted", instance_id, None, "no change")
