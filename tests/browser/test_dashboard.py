@@ -176,6 +176,7 @@ def test_a_user_sees_only_their_labs_and_polls(browser, live_app: LiveApp) -> No
         page.wait_for_selector(f'#instances tr[data-id="{mine}"]', timeout=WAIT_MS)
         assert page.query_selector(f'#instances tr[data-id="{bobs}"]') is None
         assert "admin or instructor" in page.inner_text("#fleet")
+        assert "admin or instructor" in page.inner_text("#scaling-decisions")
         page.wait_for_selector("#live.polling", timeout=WAIT_MS)  # the log is not theirs to follow
     finally:
         context.close()

@@ -181,37 +181,34 @@
 
   // -- decisions: placement and scaling, newest first --------------------------------
   function describeAction(a) {
-    const name = a.action || "action";
-    const detail = [a.template_name || a.template, a.count ? `× ${a.count}` : null, a.worker_id ? short(a.worker_id) : null, a.reason]
-      .filter(Boolean).join(" ");
-    return detail ? `${name} (${detail})` : name;
+    const what = [a.template, a.count ? `× ${a.count}` : null, a.worker_id ? `worker ${short(a.worker_id)}` : null,
+      a.covers && a.covers.length ? `for ${a.covers.length} lab(s)` : null,
+      a.needed_by ? `needed by ${time(a.needed_by, false)}` : null].filter(Boolean).join(" ");
+    return `${a.action}${what ? ` ${what}` : ""}${a.reason ? ` (${a.reason})` : ""}`;
   }
 
   async function loadDecisions() {
-    const items = [];
     const [placement, scaling] = await Promise.allSettled([
-      api("/scheduling/decisions", { limit: 25, ...since() }),
-      api("/scaling/decisions", { limit: 25, has_actions: true, ...since() }),
+      api("/scheduling/decisions", { limit: 20, ...since() }),
+      api("/scaling/decisions", { limit: 8, has_actions: true, ...since() }),
     ]);
+    const none = (text) => el("li", { class: "muted" }, text);
     if (placement.status === "fulfilled") {
-      for (const d of placement.value.items) {
-        items.push({ at: d.occurred_at, kind: "placement", node: el("li", { class: `decision ${d.outcome}` },
-          el("span", { class: "tag" }, "placement"), el("time", {}, time(d.occurred_at)), " ",
-          d.outcome === "placed" ? ["placed ", link(d.instance_id), " on ", link(d.worker_id)] : ["queued ", link(d.instance_id), ": ", d.summary || "no worker fits"],
-          el("small", { class: "muted" }, ` by ${d.actor}`)) });
-      }
-    }
+      const items = placement.value.items;
+      replace("placement-decisions", items.length ? items.map((d) => el("li", { class: `decision ${d.outcome}`, dataset: { instanceId: d.instance_id } },
+        el("span", { class: "tag" }, d.outcome), el("time", {}, time(d.occurred_at)), " ",
+        d.outcome === "placed" ? [link(d.instance_id), " on ", link(d.worker_id)] : [link(d.instance_id), ": ", d.summary || "no worker fits"],
+        el("small", { class: "muted" }, ` by ${d.actor}`))) : none("no placements yet"));
+    } else if (!denied("placement-decisions", placement.reason)) throw placement.reason;
     if (scaling.status === "fulfilled") {
-      for (const d of scaling.value.items) {
-        items.push({ at: d.at, kind: "scaling", node: el("li", { class: "decision scaling" },
-          el("span", { class: "tag" }, "scaling"), el("time", {}, time(d.at)), " ",
-          d.actions.filter((a) => a.action !== "NoAction").map(describeAction).join("; ") || "no action",
-          el("br"), el("small", { class: "muted" }, d.reason),
-          d.rejected && d.rejected.length ? el("small", { class: "error" }, ` · ${d.rejected.length} refused`) : null) });
-      }
-    }
-    items.sort((a, b) => String(b.at).localeCompare(String(a.at)));
-    replace("decisions", items.length ? items.slice(0, 30).map((i) => i.node) : el("li", { class: "muted" }, "no decisions yet"));
+      const items = scaling.value.items;
+      replace("scaling-decisions", items.length ? items.map((d) => el("li", { class: "decision scaling" },
+        el("span", { class: "tag" }, "scaling"), el("time", {}, time(d.at)), " ",
+        d.actions.filter((a) => a.action !== "NoAction").map(describeAction).join("; ") || "no action",
+        el("br"), el("small", { class: "muted" }, d.reason),
+        d.rejected && d.rejected.length ? el("small", { class: "error" }, ` · ${d.rejected.length} refused`) : null))
+        : none("no scaling actions yet"));
+    } else if (!denied("scaling-decisions", scaling.reason)) throw scaling.reason;
   }
 
   // -- live: which panels an event can change ---------------------------------------
