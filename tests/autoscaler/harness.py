@@ -62,13 +62,15 @@ class Fleet:
                    scheduler=scheduler)
 
     # -- demand --------------------------------------------------------------------------
-    def book(self, count: int, start: datetime, minutes: int, *, requirements: InstanceRequirements = EXAM,
+    def book(self, count: int, start: datetime | None, minutes: int, *, requirements: InstanceRequirements = EXAM,
              prefix: str = "exam") -> list[str]:
+        """``count`` labs of ``minutes`` from ``start`` (None: as soon as possible)."""
+        begins = start or self.clock.now()
         instances = [
             LabletInstance.request_with(
                 definition_name=prefix, definition_version="1.0.0", requirements=requirements,
                 grading_enabled=False, owner_id=f"{prefix}-student-{n:03d}",
-                timeslot=Timeslot(start, start + timedelta(minutes=minutes)), ctx=ctx(self.clock, "service:exam"),
+                timeslot=Timeslot(start, begins + timedelta(minutes=minutes)), ctx=ctx(self.clock, "service:exam"),
             )
             for n in range(count)
         ]

@@ -171,3 +171,17 @@ def archive(fleet: Fleet, instance_id: str) -> None:
     instance.terminate(None, c)
     worker.release(instance_id, c, reason="archived")
     fleet.store.save(instance, worker)
+
+
+def test_asap_labs_waiting_for_a_booting_worker_launch_nothing_more(store: EventStore, clock: VirtualClock) -> None:
+    """ASAP labs cannot be placed on a worker still booting; re-planning every minute must not
+    launch again for them (the booting worker is counted from its expected ready time)."""
+    fleet = personal_fleet(store, clock)
+    fleet.book(5, None, 60)
+    for _ in range(30):
+        fleet.step(place=False)
+        clock.advance(timedelta(minutes=1))
+    workers = fleet.workers()
+    assert len(workers) == 1 and workers[0].state is W.RUNNING
+    launches = [a for d in decided(store) for a in d.actions if a["action"] == "LaunchWorker"]
+    assert [a["count"] for a in launches] == [1] and "late" in launches[0]["reason"]
