@@ -139,7 +139,8 @@ class Container:
         self.cloud = self._open_cloud()
         self.autoscaler = Autoscaler(self.store, self.clock, AutoscalerSettings(
             policy=settings.scaling_policy,
-            scaling=ScalingSettings(instantiation_lead=timedelta(minutes=settings.instantiation_lead_minutes)),
+            scaling=ScalingSettings(instantiation_lead=timedelta(minutes=settings.instantiation_lead_minutes),
+                                    min_warm=settings.min_warm),
             teardown_margin=timedelta(minutes=settings.teardown_margin_minutes),
             interval=timedelta(seconds=30),
         ))

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     cloud: Literal["simulated", "ec2"] = "simulated"
     cloud_failure_rate: float = Field(0.0, ge=0, le=1, description="simulated cloud: chance a boot fails")
     scaling_policy: Literal["default", "reactive", "static"] = "default"
+    min_warm: dict[str, int] = Field(
+        default_factory=dict, description='RUNNING workers kept per template, JSON: {"personal-standard": 1}'
+    )
     processors: bool | None = Field(
         None, description="run the autoscaler and worker controller; default: only on the system clock"
     )

@@ -87,3 +87,16 @@ def test_bad_cursor_and_unknown_decision(app: tuple[TestClient, Container, Virtu
     assert bad.status_code == 422
     missing = client.get(f"{API}/scaling/decisions/unknown", headers=AUTH["admin"])
     assert missing.status_code == 404
+
+
+def test_min_warm_from_settings_keeps_a_worker_up(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, store="sqlite", tokens=TOKENS, min_warm={"personal-standard": 1})
+    container = Container(settings, clock=VirtualClock(NOW))
+    container.seed_worker_templates()
+    try:
+        decision = container.autoscaler.tick()
+        assert decision is not None
+        assert [(a.kind, a.template, a.count) for a in decision.plan.launches] == [("LaunchWorker", "personal-standard", 1)]
+    finally:
+        container.read_models.close()
+        container.store.close()
