@@ -704,7 +704,9 @@ class InstanceController:
         finished = [i for i in instance_ids if i in self._finished]
         for instance_id in instance_ids:
             if instance_id not in self._finished:
-                labs.discard(await self.cml.find_lab_by_title(endpoint, naming.title_for(instance_id)))  # type: ignore[arg-type]
+                lab_id = await self.cml.find_lab_by_title(endpoint, naming.title_for(instance_id))
+                if lab_id is not None:
+                    labs.discard(lab_id)
         if not labs:
             return  # every lab belongs to a live instance: the usual case
         for instance_id in finished:

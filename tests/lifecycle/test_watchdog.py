@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from domain.instance import InstanceState, LabletInstance
+from domain.timeslot import Timeslot
 from domain.worker import Worker
 from tests.lifecycle.conftest import World
 
@@ -72,12 +73,10 @@ def test_instantiating_on_a_worker_that_never_gets_an_ip_ends_stuck_and_releases
 
 def test_a_queued_instance_that_never_fits_is_ended_by_its_timeslot(world: World) -> None:
     definition = world.definitions.get("ccna-basic-routing")
-    from domain.timeslot import Timeslot
-
     version = definition.versions[definition.latest_version]
     now = world.clock.now()
-    instance = LabletInstance.request(version, "bob", Timeslot(now + timedelta(minutes=10), now + timedelta(minutes=40)),
-                                      world.ctx("user:bob"))
+    timeslot = Timeslot(now + timedelta(minutes=10), now + timedelta(minutes=40))
+    instance = LabletInstance.request(version, "bob", timeslot, world.ctx("user:bob"))
     world.store.save(instance)
     controller = world.controller()
     world.run(controller)
