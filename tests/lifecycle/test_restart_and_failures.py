@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -136,8 +137,6 @@ def test_a_retried_attempt_reuses_the_lab_it_finds_by_title(world: World) -> Non
     world.instantiate(instance_id)
     instance = world.instance(instance_id)
     endpoint = endpoint_for(world.worker_id, "10.0.0.10")
-    import asyncio
-
     assert isinstance(world.cml, SimulatedCml)
     text = world.artifacts.get(instance.lab_yaml_uri or "").decode()
     lab_id = asyncio.run(world.cml.import_lab(endpoint, text, instance_id))
