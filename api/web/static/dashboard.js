@@ -6,7 +6,7 @@
 (() => {
   const { api, all, el, svg, replace, time, short, number, debounce, link, INSTANCE_STATES } = LRM;
   const HOUR = 3600 * 1000;
-  const DEBOUNCE_MS = 150;
+  const DEBOUNCE_MS = 100;
   const TRACK = 9; // px per overlapping booking in a Gantt lane
   let seen = 0; // the highest log position a panel refresh must reflect
   let instances = [];
@@ -227,16 +227,21 @@
     return [];
   }
 
-  async function refresh(names) {
-    const order = ["fleet", "reservations", "instances", "decisions", "cost"]; // reservations reuse the fleet
-    for (const name of order.filter((n) => names.has(n))) {
-      try {
-        await panels[name]();
-      } catch (err) {
-        console.warn(`panel ${name}`, err);
-        if (err.status === 504) dirty.add(name); // read model behind: try again on the next tick
-      }
+  // Panels refresh in parallel (the Gantt after the fleet, whose idle workers it draws as
+  // empty lanes); each failure stays in its panel (a 504: the read model was behind, so it
+  // is marked again and retried with the next event or tick).
+  async function run(name) {
+    try {
+      await panels[name]();
+    } catch (err) {
+      console.warn(`panel ${name}`, err);
+      if (err.status === 504) dirty.add(name);
     }
+  }
+  async function refresh(names) {
+    const chained = names.has("fleet") && names.has("reservations");
+    await Promise.all([...names].filter((n) => !(chained && n === "reservations"))
+      .map((n) => (chained && n === "fleet" ? run("fleet").then(() => run("reservations")) : run(n))));
   }
   const flush = debounce(() => {
     const names = new Set(dirty);
