@@ -170,7 +170,7 @@ def _assert_never_overbooked(ledger: ReservationLedger) -> None:
         assert all(low <= p <= high for p in ports)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(fleet=fleets(), stream=booking_streams())
 def test_random_streams_place_safely_explainably_and_replayably(fleet, stream):
     records: list[Recorded] = []
@@ -208,7 +208,7 @@ def test_random_streams_place_safely_explainably_and_replayably(fleet, stream):
         assert replayed.to_dict() == record.decision
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(fleet=fleets(), stream=booking_streams())
 def test_a_placement_always_fits_the_chosen_ledger(fleet, stream):
     # the pipeline's verdict and the ledger's own check agree on the chosen worker
@@ -219,7 +219,7 @@ def test_a_placement_always_fits_the_chosen_ledger(fleet, stream):
             assert ledger.check(request.requirements, request.node_count, request.port_count, request.hold_start, request.hold_end) == []
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(fleet=fleets(), stream=booking_streams())
 def test_batch_plugins_agree_with_one_by_one(fleet, stream):
     from domain.placement.plugins import split_one_by_one
