@@ -10,8 +10,10 @@ an in-memory artifact store, and ``open_event_store`` for the backend.
 from __future__ import annotations
 
 import json
+import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -104,12 +106,25 @@ def run_simulation(workload: Workload, *, policy: str = "default", store_url: st
     try:
         simulation = build_simulation(workload, policy=policy, store=store, settings=settings)
         started, cpu = time.perf_counter(), time.process_time()
-        result = simulation.run(progress)
+        with quiet_processors():
+            result = simulation.run(progress)
         result.wall_seconds = time.perf_counter() - started
         result.cpu_seconds = time.process_time() - cpu
         return result
     finally:
         store.close()
+
+
+@contextmanager
+def quiet_processors(level: int = logging.ERROR) -> Iterator[None]:
+    """The processors warn about what a simulation does on purpose (no-shows, boot failures)."""
+    logger = logging.getLogger("processors")
+    previous = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 def read_workload(path: Path, *, seed: int | None = None, scale: float = 1.0) -> Workload:

@@ -1,0 +1,169 @@
+"""Rebuild of every read model from N events (SPEC §10: 1 000 000 events in < 60 s).
+
+    scripts/bench projections [--events N] [--quick] [--tiny] [--json]
+
+1. Generates a realistic log in a SQLite event store with the domain aggregates: a fleet
+   of workers, then labs through their whole life (requested, scheduled, instantiating,
+   imported, started, ready, logged in, stop requested, stopped, archived, terminated;
+   the worker's CapacityReserved/CapacityReleased) — 13 events per lab, saved in batches.
+2. Rebuilds all read models (``api.container.discover_projections()``, SQLite read-model
+   store) with ``ProjectionRunner.rebuild_all``: events/s.
+3. Baseline in the same run: the same rebuild with one projection that does nothing
+   (reading and decoding the log, one checkpoint per batch): the floor any read model pays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from adapters.eventstore import open_event_store
+from adapters.eventstore.readmodel_sqlite import SqliteReadModelStore
+from api.container import discover_projections
+from domain.context import CommandContext
+from domain.instance import InstanceRequirements, LabletInstance
+from domain.timeslot import Timeslot
+from domain.worker import Worker
+from domain.worker_template import parse_templates_yaml
+from projections.events import StoredEvent
+from projections.projection import Projection
+from projections.readmodel import ReadModelTx
+from projections.runner import ProjectionRunner
+
+ROOT = Path(__file__).resolve().parents[2]
+T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+EVENTS_PER_LAB = 13
+REQ = InstanceRequirements(cpu_cores=2, memory_gb=4, storage_gb=10, node_count=2, port_names=("serial_1", "vnc_1"),
+                           license_affinity=("PERSONAL", "ENTERPRISE"), max_duration_minutes=120)
+console = Console(width=110)
+
+
+class DecodeOnly(Projection):
+    """The baseline: sees every event, writes nothing."""
+
+    name = "bench_decode_only"
+
+    def handle(self, event: StoredEvent, tx: ReadModelTx) -> None:
+        return None
+
+
+def ctx(at: datetime, actor: str) -> CommandContext:
+    return CommandContext(at=at, actor=actor)
+
+
+def generate(store: Any, events: int, workers: int, progress: Any) -> int:
+    spec = next(t for t in parse_templates_yaml((ROOT / "config" / "worker-templates.yaml").read_text())
+                if t.name == "personal-standard")
+    fleet = []
+    for n in range(workers):
+        worker = Worker.request(spec, ctx(T0, "system:autoscaler"))
+        worker.start_provisioning(f"i-{n:017x}", ctx(T0, "system:worker-controller"))
+        worker.mark_ready(f"10.0.{n // 250}.{n % 250}", ctx(T0 + timedelta(minutes=20), "system:worker-controller"))
+        fleet.append(worker)
+    store.save(*fleet)
+    labs = max(1, (events - 4 * workers) // EVENTS_PER_LAB)
+    batch: list[Any] = []
+    for number in range(labs):
+        worker = fleet[number % workers]
+        slot = number // workers  # the worker's n-th lab: one after another, 70 minutes apart
+        start = T0 + timedelta(hours=1, minutes=70 * slot)
+        end = start + timedelta(minutes=60)
+        instance = LabletInstance.request_with(
+            definition_name="ccna-basic-routing", definition_version="1.0.0", requirements=REQ,
+            grading_enabled=False, owner_id=f"student-{number}", timeslot=Timeslot(start, end),
+            ctx=ctx(start - timedelta(hours=1), "service:exam"))
+        hold_start, hold_end = start - timedelta(minutes=15), end + timedelta(minutes=5)
+        c = ctx(start - timedelta(minutes=59), "system:scheduler")
+        ports = worker.reserve(instance.id, REQ.resources, REQ.node_count, list(REQ.port_names), hold_start, hold_end,
+                               c, license_affinity=REQ.license_affinity)
+        instance.schedule(worker.id, ports, hold_start, hold_end, f"decision-{number}", c)
+        instance.start_instantiation(1, ctx(hold_start, "system:scheduler"))
+        instance.record_lab_imported(f"lab-{number}", ctx(hold_start, "system:instance-controller"))
+        instance.record_lab_started(ctx(hold_start, "system:instance-controller"))
+        instance.mark_ready({"host": worker.ip, "login_url": "https://sim/"},
+                            ctx(hold_start + timedelta(minutes=3), "system:instance-controller"))
+        instance.login(ctx(start + timedelta(minutes=2), f"user:student-{number}"), source="api")
+        instance.request_stop("timeslot_end", ctx(end, "system:instance-controller"))
+        instance.mark_stopped(ctx(end + timedelta(minutes=1), "system:instance-controller"))
+        instance.archive(ctx(end + timedelta(minutes=2), "system:instance-controller"))
+        instance.terminate(None, ctx(end + timedelta(minutes=2), "system:instance-controller"))
+        worker.release(instance.id, ctx(end + timedelta(minutes=2), "system:instance-controller"), reason="archived")
+        batch.append(instance)
+        if len(batch) >= 200 or number == labs - 1:
+            store.save(*batch, *fleet)
+            batch = []
+            progress(number + 1, labs)
+    return store.max_position()
+
+
+def rebuild(store: Any, read_models_path: Path, projections: list[Projection], label: str) -> tuple[int, float]:
+    read_models = SqliteReadModelStore(read_models_path)
+    runner = ProjectionRunner(store, read_models, projections)
+    try:
+        with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=console, transient=True) as bar:
+            task = bar.add_task(label, total=None)
+            began = time.perf_counter()
+            replayed = runner.rebuild_all(lambda done, total: bar.update(task, completed=done, total=max(total, 1)))
+            return replayed, time.perf_counter() - began
+    finally:
+        read_models.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--workers", type=int, default=200)
+    parser.add_argument("--quick", action="store_true", help="100 000 events")
+    parser.add_argument("--tiny", action="store_true", help="3 000 events (CI smoke)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.events = min(args.events, 100_000)
+    if args.tiny:
+        args.events, args.workers = min(args.events, 3_000), 20
+    with tempfile.TemporaryDirectory(prefix="lrm-bench-projections-") as tmp:
+        store = open_event_store("sqlite", sqlite_path=Path(tmp) / "events.sqlite3")
+        try:
+            began = time.perf_counter()
+            with Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                          console=console, transient=True) as bar:
+                task = bar.add_task("labs", total=None)
+                head = generate(store, args.events, args.workers,
+                                lambda done, total: bar.update(task, completed=done, total=total))
+            generated = time.perf_counter() - began
+            projections = discover_projections()
+            base_events, base_seconds = rebuild(store, Path(tmp) / "baseline.sqlite3", [DecodeOnly()], "baseline")
+            all_events, all_seconds = rebuild(store, Path(tmp) / "readmodels.sqlite3", projections, "all read models")
+        finally:
+            store.close()
+    result = {
+        "events": head, "generated_seconds": round(generated, 2),
+        "projections": [p.name for p in projections],
+        "baseline_events_per_s": round(base_events / base_seconds), "baseline_seconds": round(base_seconds, 2),
+        "rebuild_events_per_s": round(all_events / all_seconds), "rebuild_seconds": round(all_seconds, 2),
+        "ratio_to_baseline": round(all_seconds / base_seconds, 2),
+        "projected_seconds_for_1M": round(1_000_000 / (all_events / all_seconds), 1),
+    }
+    console.print(f"log: {head:,} events ({args.workers} workers, {EVENTS_PER_LAB} events per lab), "
+                  f"generated in {generated:.1f} s")
+    console.print(f"baseline (decode only): {result['baseline_events_per_s']:,} events/s ({base_seconds:.1f} s)")
+    console.print(f"all {len(projections)} read models: {result['rebuild_events_per_s']:,} events/s "
+                  f"({all_seconds:.1f} s), {result['ratio_to_baseline']}x the baseline; "
+                  f"1 000 000 events would take ~{result['projected_seconds_for_1M']} s (target < 60 s)")
+    if args.json:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
