@@ -1,6 +1,6 @@
 """What the simulator publishes for a workload's definition: fields and a synthetic CML lab.
 
-A chain of ``node_count`` IOSv routers; the first carries one tag per port placeholder
+A chain of ``node_count`` IOSv routers (on a grid of 50 per row); the first carries one tag per port placeholder
 (``${PORT_<NAME>}``) when the run rewrites lab YAML, none otherwise (the controller then
 imports the text as it is).
 """
@@ -31,8 +31,8 @@ def definition_fields(profile: DefinitionProfile) -> dict[str, Any]:
 def synthetic_lab_yaml(profile: DefinitionProfile, *, placeholders: bool) -> str:
     lines = ["lab:", "  version: 0.3.0", f"  title: {profile.name}", "  description: simulated lab", "nodes:"]
     for n in range(profile.node_count):
-        lines += [f"  - id: n{n}", f"    label: R{n + 1}", "    node_definition: iosv", f"    x: {n * 100}",
-                  "    y: 0", f"    configuration: hostname R{n + 1}", "    tags:", "      - routers"]
+        lines += [f"  - id: n{n}", f"    label: R{n + 1}", "    node_definition: iosv", f"    x: {(n % 50) * 100}",
+                  f"    y: {(n // 50) * 100}", f"    configuration: hostname R{n + 1}", "    tags:", "      - routers"]
         if placeholders and n == 0:
             lines += [f'      - "${{PORT_{port.upper()}}}"' for port in profile.ports]
         lines += ["    interfaces:", "      - id: i0", "        label: GigabitEthernet0/0", "        slot: 0",

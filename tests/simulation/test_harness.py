@@ -68,3 +68,30 @@ def test_users_and_grader_are_played(small: Workload) -> None:
     quitter = events[by_booking["quitter"].owner]
     assert quitter.index("CollectionStarted") < quitter.index("GradingCompleted")
     assert "UserLoggedIn" in events[by_booking["early"].owner]
+
+
+def test_sqlite_backend_gives_the_same_log_as_memory(small: Workload, tmp_path: Any) -> None:
+    from api.simulate import open_store
+
+    in_memory, _ = _run(small)
+    store = open_store(f"sqlite:{tmp_path / 'events.sqlite3'}")
+    try:
+        on_disk = build_simulation(small, store=store)
+        on_disk.run()
+        assert _log(on_disk) == _log(in_memory)
+    finally:
+        store.close()
+
+
+def test_a_booking_nothing_can_host_is_reported_never_ready(small: Workload) -> None:
+    from dataclasses import replace
+
+    from processors.simulation import Booking, DefinitionProfile
+
+    huge = DefinitionProfile(name="huge", node_count=600, license_affinity=("ENTERPRISE",))
+    booking = Booking(id="impossible", at=small.start, definition="huge", minutes=30,
+                      start=small.start + (small.bookings[0].start - small.start), owner="eve")
+    workload = replace(small, definitions=(*small.definitions, huge), bookings=(booking, *small.bookings))
+    _, kpis = _run(workload)
+    assert kpis["never_ready"] == 1
+    assert kpis["on_time"] == kpis["booked"] - 1
