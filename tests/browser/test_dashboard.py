@@ -181,3 +181,13 @@ def test_a_user_sees_only_their_labs_and_polls(browser, live_app: LiveApp) -> No
     finally:
         context.close()
 
+
+
+def test_a_burst_of_requests_all_reach_the_page(page, live_app: LiveApp) -> None:  # noqa: ANN001
+    sign_in(page, live_app.url)
+    page.wait_for_selector("#live.live", timeout=WAIT_MS)
+    ids = [request_instance(live_app, duration_minutes=30, reservation_id=f"wave-{n}")["id"] for n in range(15)]
+    for instance_id in ids:
+        wait_for_row_state(page, instance_id, "PENDING")
+    page.wait_for_selector('#state-counts .chip[data-state="PENDING"]:has-text("PENDING 15")', timeout=WAIT_MS)
+    assert page.inner_text("#queue-count") == "15"

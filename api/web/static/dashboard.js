@@ -1,10 +1,10 @@
 // The dashboard: five panels, each loaded from the API, refreshed when an event that can
-// change it arrives on the live stream (debounced; the refresh asks for min_position = the
+// change it arrives on the live stream (batched; the refresh asks for min_position = the
 // event's position, so it never shows a read model older than the event that woke it).
 "use strict";
 
 (() => {
-  const { api, all, el, svg, replace, time, short, number, debounce, link, INSTANCE_STATES } = LRM;
+  const { api, all, el, svg, replace, time, short, number, link, INSTANCE_STATES } = LRM;
   const HOUR = 3600 * 1000;
   const DEBOUNCE_MS = 100;
   const TRACK = 9; // px per overlapping booking in a Gantt lane
@@ -243,11 +243,27 @@
     await Promise.all([...names].filter((n) => !(chained && n === "reservations"))
       .map((n) => (chained && n === "fleet" ? run("fleet").then(() => run("reservations")) : run(n))));
   }
-  const flush = debounce(() => {
-    const names = new Set(dirty);
-    dirty.clear();
-    refresh(names);
-  }, DEBOUNCE_MS);
+  // Batch the events of a burst: the first one schedules a refresh DEBOUNCE_MS later, the
+  // rest join it; while a refresh runs, new events wait for it and then trigger one more.
+  // So a long burst (an exam wave) still updates the page several times a second, and the
+  // page never has more than one refresh in flight.
+  let timer = null;
+  let running = false;
+  function flush() {
+    if (timer || running) return;
+    timer = setTimeout(async () => {
+      timer = null;
+      running = true;
+      const names = new Set(dirty);
+      dirty.clear();
+      try {
+        await refresh(names);
+      } finally {
+        running = false;
+        if (dirty.size) flush();
+      }
+    }, DEBOUNCE_MS);
+  }
 
   LRM.boot(async (session) => {
     seen = session.head || 0;
