@@ -1,0 +1,108 @@
+"""OpenTelemetry tracing, on when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set.
+
+Without the endpoint (or without the SDK installed) every helper here is a no-op: the
+global tracer provider stays the API's no-op one. The standard ``OTEL_*`` variables
+(headers, sampler, resource attributes) are read by the SDK and exporter themselves.
+
+Spans: ``http <method> <route>`` per request (``TracingMiddleware``), and ``span(name,
+**attributes)`` for commands, processor steps and external calls. Each span carries the
+request's correlation id (``lrm.correlation_id``), the same id the command context puts
+into event metadata and CloudEvents, so a trace and an event history can be joined.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import trace
+
+TRACER_NAME = "lablet-resource-manager"
+_configured = False
+
+
+def configure_tracing(service_name: str, *, roles: str = "all", exporter: Any = None) -> bool:
+    """Install an SDK tracer provider exporting over OTLP/HTTP (or to ``exporter``, for tests).
+
+    Returns True when tracing is on. Idempotent: the first successful call wins.
+    """
+    global _configured
+    if _configured:
+        return True
+    if exporter is None and not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return False
+    try:
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+    except ImportError:  # the SDK is optional: tracing stays off
+        return False
+    provider = TracerProvider(resource=Resource.create(
+        {"service.name": service_name, "lrm.roles": roles}
+    ))
+    if exporter is None:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    else:
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    _configured = True
+    return True
+
+
+def tracer() -> trace.Tracer:
+    return trace.get_tracer(TRACER_NAME)
+
+
+@contextmanager
+def span(name: str, correlation_id: str | None = None, **attributes: Any) -> Iterator[trace.Span]:
+    """A span for a command, a processor step or an external call (no-op when tracing is off)."""
+    attrs = {k: v for k, v in attributes.items() if v is not None}
+    if correlation_id:
+        attrs["lrm.correlation_id"] = correlation_id
+    with tracer().start_as_current_span(name, attributes=attrs) as current:
+        yield current
+
+
+class TracingMiddleware:
+    """ASGI middleware: one server span per HTTP request, named by method and route path,
+    with the request id (``X-Request-Id``, the correlation id of the commands it issues)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        request_id = headers.get("x-request-id")
+        status = {"code": 500}
+
+        async def capture(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                for key, value in message.get("headers", []):
+                    if key.decode("latin-1").lower() == "x-request-id":
+                        current.set_attribute("lrm.correlation_id", value.decode("latin-1"))
+            await send(message)
+
+        method = scope.get("method", "")
+        with tracer().start_as_current_span(
+            f"http {method}", kind=trace.SpanKind.SERVER,
+            attributes={"http.request.method": method, "url.path": scope.get("path", ""),
+                        **({"lrm.correlation_id": request_id} if request_id else {})},
+        ) as current:
+            try:
+                await self.app(scope, receive, capture)
+            finally:
+                route = scope.get("route")
+                if route is not None and getattr(route, "path", None):
+                    current.update_name(f"http {method} {route.path}")
+                    current.set_attribute("http.route", route.path)
+                current.set_attribute("http.response.status_code", status["code"])
+                if status["code"] >= 500:
+                    current.set_status(trace.StatusCode.ERROR)
