@@ -15,27 +15,59 @@ cli.add_typer(projections_cli, name="projections")
 def serve(
     host: str | None = typer.Option(None, help="overrides LRM_HOST"),
     port: int | None = typer.Option(None, help="overrides LRM_PORT"),
+    role: list[str] = typer.Option(
+        None, "--role", help="api|projections|scheduler|autoscaler|workers|instances|dispatcher|all "
+                             "(repeatable or comma-separated; overrides LRM_ROLES)"),
 ) -> None:
-    """Start the HTTP API and every processor in this process (embedded default)."""
+    """Start the HTTP API and every processor in this process (embedded default), or only
+    the given roles (a split deployment: docs/operations/deployment.md)."""
     import uvicorn
 
     from api.container import Container
     from api.app import create_app
     from api.logging import configure_logging
+    from api.roles import describe, health_app, parse_roles
 
     settings = Settings()
     if host is not None:
         settings.host = host
     if port is not None:
         settings.port = port
+    try:
+        roles = parse_roles(role or settings.roles)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--role") from None
     configure_logging(settings.log_level, settings.log_format)
-    container = Container(settings)
-    app = create_app(container)
-    typer.echo(f"Lablet Resource Manager on http://{settings.host}:{settings.port}/ "
+    from api.telemetry import configure_tracing
+
+    configure_tracing(settings.otel_service_name, roles=describe(roles))
+    container = Container(settings, roles=roles)
+    # Without the API role the process still answers /healthz, /readyz and /metrics.
+    app = create_app(container) if "api" in roles else _health_only(container)
+    typer.echo(f"Lablet Resource Manager ({describe(roles)}) on http://{settings.host}:{settings.port}/ "
                f"(store: {settings.store}, data: {settings.data_dir})", err=True)
     if container.tokens_path is not None:
         typer.echo(f"API tokens (one per role) are in {container.tokens_path}", err=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+
+
+def _health_only(container):  # noqa: ANN001, ANN202 - a Starlette app that starts the container
+    from contextlib import asynccontextmanager
+
+    from api.roles import health_app
+
+    app = health_app(container)
+
+    @asynccontextmanager
+    async def lifespan(_):  # noqa: ANN001, ANN202
+        container.start()
+        try:
+            yield
+        finally:
+            container.stop()
+
+    app.router.lifespan_context = lifespan
+    return app
 
 
 @projections_cli.command("rebuild")

@@ -18,8 +18,14 @@ from projections.runner import ProjectionRunner
 
 
 class Container:
-    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None,
+                 roles: frozenset[str] | None = None) -> None:
+        from api.roles import parse_roles
+
         self.settings = settings
+        # Which parts this process runs (api/roles.py); every part is built, only these start.
+        self.roles = roles if roles is not None else parse_roles(settings.roles)
+        self.leases: list[Any] = []
         self.clock: Clock = clock or SystemClock()
         self._system_clock = clock is None
         self.metrics = Metrics()
@@ -43,16 +49,20 @@ class Container:
             if not settings.store_url:
                 raise ValueError("LRM_STORE=postgres needs LRM_STORE_URL=postgresql://...")
             return open_event_store("postgres", postgres_url=settings.store_url)
+        if settings.store == "esdb":
+            if not (settings.esdb_uri and settings.readmodel_url):
+                raise ValueError("LRM_STORE=esdb needs LRM_ESDB_URI and LRM_READMODEL_URL=postgresql://...")
+            return open_event_store("esdb", esdb_uri=settings.esdb_uri)
         if settings.store == "memory":
             return open_event_store("memory")
         return open_event_store("sqlite", sqlite_path=settings.sqlite_path())
 
     def _open_read_models(self):  # noqa: ANN202 - projections.readmodel.ReadModelStore
         settings = self.settings
-        if settings.store == "postgres":
+        if settings.shared_postgres_url():
             from adapters.eventstore.readmodel_postgres import PostgresReadModelStore
 
-            return PostgresReadModelStore(settings.store_url)
+            return PostgresReadModelStore(settings.shared_postgres_url())
         if settings.store == "memory":
             from adapters.eventstore.readmodel_memory import MemoryReadModelStore
 
@@ -113,8 +123,10 @@ class Container:
         from projections.readmodels.subscriptions import SubscriptionQueries
 
         settings = self.settings
+        shared = settings.shared_postgres_url()
         webhook_store = open_webhook_store(
-            settings.store, sqlite_path=settings.data_dir / "webhooks.sqlite3", postgres_url=settings.store_url
+            "postgres" if shared else settings.store, sqlite_path=settings.data_dir / "webhooks.sqlite3",
+            postgres_url=shared,
         )
         # Delivery runs on its own thread and loop (started in start()): never in a request.
         self.webhooks = WebhookDelivery(self.store, webhook_store, source=settings.cloudevents_source)
@@ -248,21 +260,21 @@ class Container:
         self._started = True
         if self.tokens_path is not None:
             log.info("api_tokens_generated", path=str(self.tokens_path))
-        self.seed_worker_templates()
-        self._seed_demo()
-        self.projection_runner.start()
-        self.webhooks.start()
-        if self._run_scheduler:
-            self.scheduler.start()
-        for loop in self.fleet_loops:
-            loop.start()
-        if self.instance_controller is not None:
-            self.instance_controller.start()
+        if "api" in self.roles:
+            self.seed_worker_templates()
+            self._seed_demo()
+        if self.roles & {"api", "projections"}:
+            self.projection_runner.start()
+        for role, component in self._processors().items():
+            if role in self.roles:
+                self._start_leased(role, component)
 
     def stop(self) -> None:
         if not self._started:
             return
         self._started = False
+        for guard in self.leases:
+            guard.stop()
         self.scheduler.stop()
         for loop in self.fleet_loops:
             loop.stop()
@@ -280,6 +292,44 @@ class Container:
         self.read_models.close()
         self.artifacts.close()
         self.store.close()
+
+    # -- roles and leases (api/roles.py, adapters/lease) ---------------------------------
+    def _processors(self) -> dict[str, Any]:
+        """The startable process managers by role (those this configuration runs at all)."""
+        found: dict[str, Any] = {"dispatcher": self.webhooks}
+        if self._run_scheduler:
+            found["scheduler"] = self.scheduler
+        for loop in self.fleet_loops:
+            found["autoscaler" if loop.name == "autoscaler" else "workers"] = loop
+        if self.instance_controller is not None:
+            found["instances"] = self.instance_controller
+        return found
+
+    def _start_leased(self, role: str, component: Any) -> None:
+        """Shared stores: start under the role's lease (one active replica). Local stores
+        (one process): start now, as before."""
+        url = self.settings.shared_postgres_url()
+        if not url:
+            component.start()
+            return
+        from adapters.lease import LeasedComponent, PostgresLease
+
+        def changed(name: str, active: bool) -> None:
+            log.info("lease_changed", lease=name, active=active)
+            self.metrics.lease_active.labels(name).set(1 if active else 0)
+
+        interval = self.settings.lease_retry_seconds
+        guard = LeasedComponent(PostgresLease(url, role), component, retry_interval=interval,
+                                check_interval=interval, on_change=changed)
+        self.leases.append(guard)
+        guard.start()
+
+    def lease_status(self) -> dict[str, str]:
+        """Role → "active" (this replica leads), "standby", or "local" (no lease needed)."""
+        status = {role: "local" for role in self._processors() if role in self.roles and self._started}
+        for guard in self.leases:
+            status[guard.name] = "active" if guard.active else "standby"
+        return status
 
     # -- health ----------------------------------------------------------------------
     def readiness(self) -> dict[str, Any]:
@@ -314,7 +364,8 @@ class Container:
     def refresh_gauges(self) -> None:
         for row in self.projection_status():
             self.metrics.projection_lag.labels(row["name"]).set(row["lag"])
-        if self._started:  # the read-model tables exist once the runner has prepared them
+        # The read-model tables exist once a runner (this process's or an API replica's) prepared them.
+        if self._started and self.roles & {"api", "projections"}:
             for state, count in self.instance_queries.count_by_state().items():
                 self.metrics.instances_by_state.labels(state).set(count)
 

@@ -33,6 +33,10 @@ class Metrics:
         self.workers_by_state = Gauge(
             "lrm_workers", "workers by state and template", ["state", "template"], registry=self.registry
         )
+        self.lease_active = Gauge(
+            "lrm_lease_active", "1 while this replica holds the role's lease (leads)", ["role"],
+            registry=self.registry,
+        )
 
     def render(self) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

@@ -15,11 +15,20 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     data_dir: Path = Path("var")
-    store: Literal["sqlite", "postgres", "memory"] = "sqlite"
+    store: Literal["sqlite", "postgres", "memory", "esdb"] = "sqlite"
     store_url: str = Field(
         "",
         description="SQLite file path (default $LRM_DATA_DIR/events.sqlite3) or a PostgreSQL URL",
     )
+    # Split deployments (docs/operations): EventStoreDB for the log, PostgreSQL for the rest.
+    esdb_uri: str = Field("", description="LRM_STORE=esdb: esdb://host:2113?Tls=false")
+    readmodel_url: str = Field(
+        "", description="PostgreSQL URL for read models, checkpoints, webhooks and leases "
+                        "(required with LRM_STORE=esdb; defaults to LRM_STORE_URL with postgres)",
+    )
+    roles: str = Field("all", description="process roles, comma-separated (api/roles.py); --role overrides")
+    lease_retry_seconds: float = Field(2.0, gt=0, le=30, description="standby replicas try the lease this often")
+    otel_service_name: str = Field("lablet-resource-manager", description="OpenTelemetry service.name")
     tokens: str = Field("", description="comma-separated role:token[:subject]; generated when empty")
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
@@ -56,13 +65,19 @@ class Settings(BaseSettings):
         description="seeded at start-up: unknown names are created, existing ones never overwritten",
     )
 
-    @field_validator("store_url")
+    @field_validator("store_url", "esdb_uri", "readmodel_url")
     @classmethod
     def _strip(cls, value: str) -> str:
         return value.strip()
 
     def sqlite_path(self) -> Path:
         return Path(self.store_url) if self.store_url else self.data_dir / "events.sqlite3"
+
+    def shared_postgres_url(self) -> str:
+        """PostgreSQL shared by replicas (read models, webhooks, leases); "" for local stores."""
+        if self.readmodel_url:
+            return self.readmodel_url
+        return self.store_url if self.store == "postgres" else ""
 
     def readmodel_sqlite_path(self) -> Path:
         return self.data_dir / "readmodels.sqlite3"
