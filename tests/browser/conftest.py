@@ -86,7 +86,9 @@ def live_app(tmp_path: Path) -> Iterator[LiveApp]:
 
 @pytest.fixture
 def page(browser, live_app: LiveApp) -> Iterator[object]:  # noqa: ANN001
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    # UTC in the browser too, so a moment typed into a datetime-local field is the server's.
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True,
+                                  timezone_id="UTC")
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))

@@ -68,6 +68,7 @@ def test_a_lab_moves_through_its_states_live_then_its_timeline_replays_and_expor
     page.evaluate("window.__notReloaded = true")
 
     # A user requests a lab through the API: its row appears, PENDING, and it is queued.
+    requested_at = live_app.clock.now()
     requested = request_instance(live_app, duration_minutes=60, reservation_id="exam-7")
     instance_id = requested["id"]
     wait_for_row_state(page, instance_id, "PENDING")
@@ -116,7 +117,18 @@ def test_a_lab_moves_through_its_states_live_then_its_timeline_replays_and_expor
     assert states.index("SCHEDULED") < states.index("INSTANTIATING") < states.index("READY")
     page.fill("#slider", "0")  # the slider goes back too
     assert page.inner_text("#step-label") == f"step 1 / {len(rows)}"
-    assert page.query_selector_all("#events tbody tr.future") and len(page.query_selector_all("#events tr.future")) == len(rows) - 1
+    assert len(page.query_selector_all("#events tbody tr.future")) == len(rows) - 1  # greyed: not yet happened
+
+    # The state at any moment: between two steps it is the state after the earlier one.
+    for moment, state in ((requested_at + timedelta(seconds=30), "PENDING"),
+                          (requested_at + timedelta(seconds=90), "SCHEDULED"),
+                          (requested_at + timedelta(hours=1), "READY")):
+        page.fill("#at", moment.strftime("%Y-%m-%dT%H:%M:%S"))
+        page.click("#at-form button")
+        assert page.get_attribute("#replay-state", "data-state") == state, moment
+    page.fill("#at", (requested_at - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S"))
+    page.click("#at-form button")
+    assert page.inner_text("#replay-state") == "not yet requested"
 
     # Export: CSV and JSON carry every step.
     with page.expect_download() as download:

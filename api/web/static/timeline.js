@@ -46,6 +46,7 @@
   let steps = [];
   let index = 0;
   let player = null;
+  let generation = 0; // bumped on every move of the replay
   const pastStates = new Map(); // occurred_at -> promise of the state?at= answer
 
   function describe(row) {
@@ -126,6 +127,8 @@
       return;
     }
     index = Math.max(0, Math.min(steps.length - 1, i));
+    generation += 1;
+    const mine = generation;
     const s = steps[index];
     document.getElementById("slider").value = index;
     document.getElementById("step-label").textContent = `step ${index + 1} / ${steps.length}`;
@@ -146,7 +149,7 @@
     }
     replace(fields, el("dd", { class: "muted" }, "loading the record…"));
     const past = await pastState(s.occurred_at);
-    if (index !== steps.indexOf(s)) return; // the user moved on meanwhile
+    if (mine !== generation) return; // the user moved on meanwhile
     if (!past) {
       replace(fields, el("dd", { class: "muted" }, "record unavailable"));
       return;
@@ -165,6 +168,28 @@
       field("error", p.last_error),
       field("score", p.score_report ? `${p.score_report.score}/${p.score_report.max_score}` : null),
       field("termination", p.termination_reason));
+  }
+
+  // The state at any moment is the state after the last step at or before it (a local time).
+  function showMoment(value) {
+    const at = new Date(value);
+    if (Number.isNaN(at.getTime())) return;
+    const last = steps.reduce((found, s, i) => (new Date(s.occurred_at) <= at ? i : found), -1);
+    if (last >= 0) {
+      show(last);
+      return;
+    }
+    generation += 1; // a record still loading for an earlier step must not land here
+    index = 0;
+    document.getElementById("slider").value = 0;
+    document.getElementById("step-label").textContent = `before step 1 / ${steps.length}`;
+    const badge = document.getElementById("replay-state");
+    badge.textContent = "not yet requested";
+    badge.className = "state";
+    badge.dataset.state = "";
+    document.getElementById("replay-at").textContent = `at ${time(at.toISOString())}`;
+    replace("replay-fields");
+    document.querySelectorAll("#events tbody tr").forEach((tr) => tr.classList.add("future"));
   }
 
   function play() {
@@ -225,6 +250,10 @@
     document.getElementById("slider").addEventListener("input", (e) => show(Number(e.target.value)));
     document.getElementById("export-json").addEventListener("click", exportJson);
     document.getElementById("export-csv").addEventListener("click", exportCsv);
+    document.getElementById("at-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      showMoment(document.getElementById("at").value);
+    });
     try {
       await load();
     } catch (err) {
