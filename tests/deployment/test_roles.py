@@ -1,0 +1,82 @@
+"""Role selection for ``lablet serve --role`` and what a container starts for each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from api.container import Container
+from api.roles import PROCESSOR_ROLES, ROLES, describe, parse_roles
+from api.settings import Settings
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    (None, set(ROLES)),
+    ([], set(ROLES)),
+    ("all", set(ROLES)),
+    (["api"], {"api"}),
+    (["scheduler,dispatcher"], {"scheduler", "dispatcher"}),
+    (["scheduler", "dispatcher"], {"scheduler", "dispatcher"}),
+    ([" Workers , instances "], {"workers", "instances"}),
+    (["api", "all"], set(ROLES)),
+])
+def test_roles_parse(given: object, expected: set[str]) -> None:
+    assert parse_roles(given) == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("given", [["schedular"], ["api,nope"]])
+def test_unknown_roles_are_refused_by_name(given: list[str]) -> None:
+    with pytest.raises(ValueError, match="unknown role"):
+        parse_roles(given)
+
+
+def test_describe_names_all_or_the_roles_in_order() -> None:
+    assert describe(parse_roles("all")) == "all"
+    assert describe(parse_roles("dispatcher,api")) == "api,dispatcher"
+
+
+def settings(tmp_path: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {"store": "sqlite", **overrides}
+    return Settings(data_dir=tmp_path, tokens="admin:adm", processors=True, **values)
+
+
+@pytest.mark.parametrize("roles", [{"scheduler"}, {"workers", "instances"}, {"api"}, {"projections"}])
+def test_a_container_starts_only_its_roles(tmp_path: Path, roles: set[str]) -> None:
+    container = Container(settings(tmp_path), roles=frozenset(roles))
+    container.start()
+    try:
+        running = {role for role, part in container._processors().items() if part.running}
+        assert running == roles & set(PROCESSOR_ROLES)
+        assert container.projection_runner.running == bool(roles & {"api", "projections"})
+        assert set(container.lease_status()) == roles & set(PROCESSOR_ROLES)
+        assert set(container.lease_status().values()) <= {"local"}  # SQLite: one process, no lease
+    finally:
+        container.stop()
+
+
+def test_only_the_api_role_seeds_templates(tmp_path: Path) -> None:
+    container = Container(settings(tmp_path), roles=frozenset({"scheduler"}))
+    container.start()
+    head = container.store.max_position()
+    container.stop()
+    assert head == 0
+    container = Container(settings(tmp_path / "api"), roles=frozenset({"api"}))
+    container.start()
+    try:
+        assert container.store.max_position() > 0
+    finally:
+        container.stop()
+
+
+def test_roles_come_from_settings_by_default(tmp_path: Path) -> None:
+    container = Container(settings(tmp_path, roles="api,scheduler"))
+    try:
+        assert container.roles == {"api", "scheduler"}
+    finally:
+        container.close()
+
+
+def test_esdb_needs_both_urls(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="LRM_ESDB_URI and LRM_READMODEL_URL"):
+        Container(settings(tmp_path, store="esdb", esdb_uri="esdb://localhost:2113?Tls=false"))
