@@ -1,5 +1,8 @@
 """What the worker controller found when it compared the cloud with the event store.
 
+The worker controller (``processors/workers/controller.py``) reconciles; this aggregate
+only records.
+
 Reconciliation runs at start-up (SPEC §5: VMs tagged as ours are found again after a
 restart). A VM the store does not know has no worker stream to record on, so each
 reconciliation that changed something is recorded on a stream of its own:

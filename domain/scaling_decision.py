@@ -1,5 +1,7 @@
 """The scaling audit: every autoscaler decision, with its inputs and reasons (SPEC §3.5, §5).
 
+The autoscaler (``processors/autoscaler``) plans and acts; this aggregate only records.
+
 All decisions of one fleet go to ONE stream, ``ScalingDecision-<uuid5(scope)>``. That
 stream is the autoscaler's lock without a leader: a decision is saved with the new
 workers it launches in one atomic save, at the next version of this stream. Two

@@ -9,6 +9,10 @@ from __future__ import annotations
 from eventsourcing.application import Application
 from eventsourcing.utils import Environment, EnvType
 
+from adapters.eventstore.moved_topics import register_moved_topics
+
+register_moved_topics()
+
 
 class LrmApplication(Application[str]):
     # The name prefixes the PostgreSQL table ("lrm_events") and settings keys.

@@ -7,7 +7,7 @@ Each ``tick()``:
    plan's ``next_decision_at`` (a deferred launch, a drain timeout…) has come, and at
    least every ``interval`` — with ``domain.scaling.plan`` on a snapshot (``snapshot.py``);
 3. records the plan as ``ScalingDecided`` on the fleet's decision stream **together with
-   the PENDING workers it launches, in one atomic save** (see ``decision.py``: this is
+   the PENDING workers it launches, in one atomic save** (see ``domain/scaling_decision.py``: this is
    what makes launching idempotent, even with two autoscalers racing) — a plan with
    actions is always recorded; a plan with none only when what it waits for (deferred
    launches, unplaceable or late instances) changed since the last recorded one;
@@ -46,9 +46,9 @@ from domain.scaling import (
     TerminateWorker,
     plan,
 )
+from domain.scaling_decision import DEFAULT_SCOPE, ScalingDecision
 from domain.worker import Worker
 from domain.worker_template import WorkerTemplate
-from processors.autoscaler.decision import DEFAULT_SCOPE, ScalingDecision
 from processors.autoscaler.snapshot import Snapshot, take_snapshot
 from processors.ports.clock import Clock
 from processors.retry import retry_on_conflict

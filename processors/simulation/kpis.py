@@ -25,8 +25,8 @@ from domain.ledger import Reservation
 from domain.resources import Resources
 from domain.scaling import TemplateOffer
 from domain.scaling.cost import fleet_cost, lower_bounds, state_intervals
+from domain.scaling_decision import ScalingDecision
 from domain.worker import Worker, WorkerState
-from processors.autoscaler.decision import ScalingDecision
 from projections.events import StoredEvent
 
 _MINUTE = timedelta(minutes=1)

@@ -22,7 +22,7 @@ for good (no image, bad parameters) fails the worker at once.
 
 At start-up it **reconciles** the cloud with the store: VMs tagged as ours that no live
 worker owns are terminated, live workers whose VM is gone are failed or terminated, and
-what it did is recorded (``CloudReconciliation``, see ``audit.py``).
+what it did is recorded (``CloudReconciliation``, see ``domain/cloud_reconciliation.py``).
 
 Time comes from the clock port, so the same code runs on the wall clock, on a scaled
 demo, and on a virtual clock in tests and ``lablet simulate``.
@@ -36,13 +36,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from domain.cloud_reconciliation import CloudReconciliation
 from domain.context import CommandContext
 from domain.errors import ConcurrencyConflict, Conflict, IllegalTransition, NotFound
 from domain.worker import Worker, WorkerState
 from processors.ports.clock import Clock
 from processors.ports.cloud import CloudError, CloudInstance, CloudNotFound, CloudProvider, CloudState, LaunchSpec
 from processors.retry import retry_on_conflict
-from processors.workers.audit import CloudReconciliation
 from processors.workers.replica import AggregateReplica
 from processors.workers.retries import RetrySchedule
 

@@ -1,7 +1,7 @@
 """Scaling decisions (the scaling audit, SPEC §5, §8 ``scaling/decisions``): newest first.
 
 The ``ScalingDecided`` events live on the autoscaler's ``ScalingDecision-<uuid>`` stream
-(``processors/autoscaler/decision.py``). Projections may import only the domain, so the
+(``domain/scaling_decision.py``). Projections may import only the domain, so the
 events are matched by stream category and event name; the payload is copied as is, with
 the actions a later ``ScalingActionsRejected`` reported as refused.
 """

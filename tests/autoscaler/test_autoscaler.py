@@ -8,9 +8,9 @@ from datetime import timedelta
 from adapters.clock import VirtualClock
 from adapters.eventstore.store import EventStore
 from domain.instance import InstanceState
+from domain.scaling_decision import ScalingDecision
 from domain.worker import Worker, WorkerState
 from processors.autoscaler import Autoscaler
-from processors.autoscaler.decision import ScalingDecision
 from tests.autoscaler.harness import Fleet, ctx
 from tests.workers.conftest import seeded_templates
 

@@ -15,9 +15,9 @@ import pytest
 from adapters.clock import VirtualClock
 from adapters.eventstore.store import EventStore
 from domain.instance import InstanceState
+from domain.scaling_decision import ScalingDecision
 from domain.worker import WorkerState
 from processors.autoscaler import AutoscalerSettings
-from processors.autoscaler.decision import ScalingDecision
 from projections.readmodels.fleet_cost import FleetCostProjection, FleetCostQueries
 from projections.readmodels.scaling import ScalingDecisionsProjection, ScalingQueries
 from tests.autoscaler.harness import Fleet

@@ -7,10 +7,10 @@ import asyncio
 from adapters.cloud.simulated import SimulatedCloud
 from adapters.clock import VirtualClock
 from adapters.eventstore.store import EventStore
+from domain.cloud_reconciliation import CloudReconciliation
 from domain.worker import WorkerState
 from domain.worker_template import WorkerTemplateSpec
 from processors.ports.cloud import CloudState, LaunchSpec
-from processors.workers.audit import CloudReconciliation
 from processors.workers.controller import WorkerController
 from tests.workers.conftest import advance, change, ctx, request_worker, tick
 
