@@ -14,7 +14,7 @@ from domain.placement import CandidateIndex, PlacementPipeline, PlacementRequest
 from domain.worker import Worker
 from processors.scheduler.records import DEFAULT_DETAIL_LIMIT, decision_record
 from processors.scheduler.scheduler import decide_over_fleet, fleet_candidates
-from processors.scheduler.shortlist import build_groups
+from processors.scheduler.shortlist import build_fleet
 from processors.scheduler.view import SchedulerView
 from projections.events import StoredEvent
 
@@ -62,9 +62,9 @@ def replay_record(
     view = fleet_at(store, inputs["fleet_position"], pending)
     request = PlacementRequest.from_dict(inputs["request"])
     candidates = fleet_candidates(view)
-    groups = (lambda: build_groups(candidates)) if inputs.get("shortlist") else None
+    fleet = (lambda: build_fleet(candidates)) if inputs.get("shortlist") else None
     decision, pruned, shortlisted = decide_over_fleet(
-        pipeline or default_pipeline(), request, groups, lambda: CandidateIndex(candidates)
+        pipeline or default_pipeline(), request, fleet, lambda: CandidateIndex(candidates)
     )
     return decision_record(decision, request, inputs["fleet_position"], detail_limit=detail_limit, pending=pending,
                            pruned=pruned, shortlist=shortlisted)

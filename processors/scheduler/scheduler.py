@@ -147,17 +147,17 @@ class _Batch:
 def decide_over_fleet(
     pipeline: PlacementPipeline,
     request: PlacementRequest,
-    groups: Callable[[], dict[Any, list[shortlist.Entry]]] | None,
+    fleet: Callable[[], shortlist.ShortlistFleet] | None,
     index: Callable[[], CandidateIndex],
 ) -> tuple[PlacementDecision, int, bool]:
-    """The policy's decision; over a big fleet through the exact shortlist (``groups`` given).
+    """The policy's decision; over a big fleet through the exact shortlist (``fleet`` given).
     Returns the decision, how many workers were pruned, and whether the shortlist ran."""
-    if groups is not None:
-        shortlisted = shortlist.shortlist_decide(pipeline, request, groups())
+    if fleet is not None:
+        shortlisted = shortlist.shortlist_decide(pipeline, request, fleet())
         if shortlisted is not None:
             decision, pruned = shortlisted
             return decision, pruned, True
-    return pipeline.decide(request, index()), 0, groups is not None
+    return pipeline.decide(request, index()), 0, fleet is not None
 
 
 class _Superseded(Exception):
@@ -186,8 +186,7 @@ class Scheduler:
         self._index_dirty: set[str] = set()
         # the shortlist's view of the fleet: worker -> (group, entry), groups sorted by fullness
         self._shortlist_ok = shortlist.applicable(self.pipeline)
-        self._entries: dict[str, tuple[Any, shortlist.Entry]] = {}
-        self._groups: dict[Any, list[shortlist.Entry]] = {}
+        self._fleet = shortlist.ShortlistFleet()
         self._tried: dict[str, int] = {}  # queued instance -> capacity epoch of its last failed attempt
         self._recheck: dict[str, datetime] = {}  # instance -> when its in-flight hold may be completed
         self._first_pass = True
@@ -375,7 +374,7 @@ class Scheduler:
         self._refresh_fleet()
         started = time.perf_counter()
         decision, pruned, shortlisted = decide_over_fleet(
-            self.pipeline, request, self._shortlist_groups if self._use_shortlist() else None, self._candidate_index,
+            self.pipeline, request, (lambda: self._fleet) if self._use_shortlist() else None, self._candidate_index,
         )
         self.decision_seconds.append(time.perf_counter() - started)
         record = decision_record(decision, request, self.view.position, detail_limit=self.settings.detail_limit,
@@ -383,7 +382,7 @@ class Scheduler:
         return request, decision, record
 
     def _use_shortlist(self) -> bool:
-        return self._shortlist_ok and len(self._entries) > self.settings.prune_above
+        return self._shortlist_ok and len(self._fleet) > self.settings.prune_above
 
     def _refresh_fleet(self) -> None:
         """Hand the workers changed since the last decision to the index and the shortlist."""
@@ -393,20 +392,11 @@ class Scheduler:
         self._index_dirty |= changed
         for worker_id in changed:
             worker = self.view.workers.get(worker_id)
-            old = self._entries.pop(worker_id, None)
-            if old is not None:
-                shortlist.remove(self._groups[old[0]], old[1])
             if worker is None or worker.state in GONE_WORKER_STATES:
-                continue
-            candidate = worker_candidate(worker)
-            key = shortlist.group_key(candidate)
-            entry = shortlist.Entry(shortlist.fullness(candidate), shortlist.tie_key(candidate), candidate)
-            self._entries[worker_id] = (key, entry)
-            shortlist.insert(self._groups.setdefault(key, []), entry)
+                self._fleet.remove(worker_id)
+            else:
+                self._fleet.update(worker_candidate(worker))
         changed.clear()
-
-    def _shortlist_groups(self) -> dict[Any, list[shortlist.Entry]]:
-        return self._groups
 
     def _place_in_batch(self, instance_id: str, now: datetime, batch: _Batch) -> None:
         view = self.view

@@ -1,36 +1,51 @@
 """Exact pruning for big fleets: decide over the few workers that could win.
 
 With bin-packing the winner is the feasible worker with the highest score over the hold
-window. A worker's score cannot exceed the score it would get at its busiest instant
-*ever* (its ledger's peak over all its holds): ``100 * min(1, fullness + share)`` where
-``fullness`` is the mean of its peak cpu, memory and node ratios (known without the
-request, cached per worker version) and ``share`` is the request's mean ratio on that
-worker's size. So workers are walked by that upper bound, best first, and evaluated by
-the real policy in small chunks; the walk stops when the next bound is below the best
-score found (a worker that could only tie is skipped if it loses the tie-break: later
-ready, larger id). The chosen worker is therefore exactly the one the policy would
-choose over the whole fleet; the record lists the workers evaluated and counts the
-others as ``pruned``. When nothing fits, every worker is evaluated (the record must say
-why each one failed), so the caller falls back to the plain decision.
+window: ``100 * min(1, mean(peak_cpu/cpu, peak_mem/mem, peak_nodes/node_limit) + share)``
+where ``share`` is the request's own mean ratio on that worker size. Each worker's
+ledger is summarised per hour (``BUCKET``): for every hour it holds something, its peak
+cpu, memory and node ratios in that hour. For a request, a worker's score cannot exceed
+
+- the *walk bound*: ``100 * min(1, max over the window's hours of the largest ratio + share)``
+  (no more than its fullest field in its fullest hour), by which workers are walked best
+  first — per (license, size) group and hour the workers are kept sorted, so the walk is
+  a merge of a few sorted lists where the first time a worker appears is at its bound;
+- the *tight bound*: the same with the mean over fields of each field's maximum over
+  the window's hours, checked before evaluating a worker.
+
+Workers are evaluated by the real policy in small chunks; the walk stops when the next
+walk bound is below the best score found, and skips a worker whose tight bound is below
+it or that could at most tie and would lose the tie-break (later ready, larger id). The
+chosen worker is therefore exactly the one the policy would choose over the whole fleet;
+the record lists the workers evaluated and counts the others as ``pruned``. When nothing
+fits among the first ``MAX_WITHOUT_FIT`` evaluated, the caller decides over the whole
+fleet instead (a ``PlacementFailed`` must explain every worker).
 """
 
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 from domain.placement import PlacementDecision, PlacementPipeline, PlacementRequest, WorkerCandidate
 from domain.placement.decision import PLACED
 from domain.placement.plugins.scores.bin_packing import BinPacking
 
+BUCKET = timedelta(hours=1)
+_BUCKET_SECONDS = BUCKET.total_seconds()
 #: a score is rounded to 4 decimals: it may exceed the unrounded bound by half a step
 _ROUNDING = 0.00005 + 1e-9
 _STEP = 0.0001 - 1e-9
 FIRST_CHUNK = 4
 CHUNK = 16
+MAX_WITHOUT_FIT = 64
+
+Group = tuple[str, float, float, int]  # license type, cpu, memory, node limit
+Tie = tuple[float, str]  # expected ready (RUNNING: -inf), worker id
 
 
 def applicable(pipeline: PlacementPipeline) -> bool:
@@ -39,121 +54,174 @@ def applicable(pipeline: PlacementPipeline) -> bool:
     return len(scores) == 1 and isinstance(scores[0], BinPacking) and scores[0].weight > 0
 
 
-def fullness(candidate: WorkerCandidate) -> float:
-    """Mean of peak cpu, memory and node ratios over all the worker's holds (inf: never prune)."""
-    ledger = candidate.ledger
-    capacity = ledger.capacity
-    limit = candidate.node_limit
-    if capacity.cpu_cores <= 0 or capacity.memory_gb <= 0 or limit <= 0:
-        return math.inf
-    reservations = ledger.reservations()
-    if not reservations:
-        return 0.0
-    end = ledger.last_hold_end()
-    assert end is not None
-    peak, nodes = ledger.peak(reservations[0].hold_start, end)
-    return (peak.cpu_cores / capacity.cpu_cores + peak.memory_gb / capacity.memory_gb + nodes / limit) / 3
-
-
-def tie_key(candidate: WorkerCandidate) -> tuple[float, str]:
+def tie_key(candidate: WorkerCandidate) -> Tie:
     ready: datetime | None = candidate.expected_ready_at
     return (ready.timestamp() if ready is not None else -math.inf, candidate.worker_id)
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One worker with its request-independent bound."""
-
-    fullness: float
-    tie: tuple[float, str]
-    candidate: WorkerCandidate
-
-
-def group_key(candidate: WorkerCandidate) -> tuple[str, float, float, int]:
+def group_key(candidate: WorkerCandidate) -> Group:
     capacity = candidate.ledger.capacity
     return (candidate.license_type, capacity.cpu_cores, capacity.memory_gb, candidate.node_limit)
 
 
-def order_key(entry: Entry) -> tuple[float, tuple[float, str]]:
-    """Fullest first, then the tie-break order (so the first of equals is the one that wins)."""
-    return (-entry.fullness, entry.tie)
+def _bucket(moment: datetime) -> int:
+    return math.floor(moment.timestamp() / _BUCKET_SECONDS)
 
 
-def sort_group(entries: Iterable[Entry]) -> list[Entry]:
-    return sorted(entries, key=order_key)
+def _buckets(start: datetime, end: datetime) -> range:
+    """The hours ``[start, end)`` touches."""
+    return range(_bucket(start), math.floor((end.timestamp() - 1e-6) / _BUCKET_SECONDS) + 1)
 
 
-def insert(group: list[Entry], entry: Entry) -> None:
-    bisect.insort(group, entry, key=order_key)
+def hourly_ratios(candidate: WorkerCandidate) -> dict[int, tuple[float, float, float]] | None:
+    """Per hour with holds: peak cpu, memory and node ratios. None: never prune this worker."""
+    ledger = candidate.ledger
+    capacity = ledger.capacity
+    limit = candidate.node_limit
+    if capacity.cpu_cores <= 0 or capacity.memory_gb <= 0 or limit <= 0:
+        return None
+    hours: set[int] = set()
+    for reservation in ledger.reservations():
+        hours.update(_buckets(reservation.hold_start, reservation.hold_end))
+    ratios = {}
+    for hour in hours:
+        start = datetime.fromtimestamp(hour * _BUCKET_SECONDS, tz=timezone.utc)
+        peak, nodes = ledger.peak(start, start + BUCKET)
+        ratios[hour] = (peak.cpu_cores / capacity.cpu_cores, peak.memory_gb / capacity.memory_gb, nodes / limit)
+    return ratios
 
 
-def remove(group: list[Entry], entry: Entry) -> None:
-    index = bisect.bisect_left(group, order_key(entry), key=order_key)
-    while group[index] is not entry:  # equal keys cannot happen (the tie holds the worker id)
-        index += 1
-    del group[index]
+@dataclass(frozen=True)
+class _Worker:
+    candidate: WorkerCandidate
+    tie: Tie
+    group: Group
+    ratios: dict[int, tuple[float, float, float]] | None
 
 
-def _share(request: PlacementRequest, key: tuple[str, float, float, int]) -> float:
-    _, cpu, memory, limit = key
+class ShortlistFleet:
+    """The fleet as the shortlist walks it; ``update`` a worker whenever it changes."""
+
+    def __init__(self) -> None:
+        self._workers: dict[str, _Worker] = {}
+        self._zero: dict[Group, list[Tie]] = {}  # every worker of a group, in tie order (bound at 0)
+        self._never: dict[Group, list[Tie]] = {}  # workers never pruned
+        self._hours: dict[tuple[Group, int], list[tuple[float, Tie]]] = {}  # (-largest ratio, tie)
+
+    def __len__(self) -> int:
+        return len(self._workers)
+
+    def update(self, candidate: WorkerCandidate) -> None:
+        self.remove(candidate.worker_id)
+        worker = _Worker(candidate, tie_key(candidate), group_key(candidate), hourly_ratios(candidate))
+        self._workers[candidate.worker_id] = worker
+        if worker.ratios is None:
+            bisect.insort(self._never.setdefault(worker.group, []), worker.tie)
+            return
+        bisect.insort(self._zero.setdefault(worker.group, []), worker.tie)
+        for hour, ratios in worker.ratios.items():
+            bisect.insort(self._hours.setdefault((worker.group, hour), []), (-max(ratios), worker.tie))
+
+    def remove(self, worker_id: str) -> None:
+        worker = self._workers.pop(worker_id, None)
+        if worker is None:
+            return
+        if worker.ratios is None:
+            _delete(self._never[worker.group], worker.tie)
+            return
+        _delete(self._zero[worker.group], worker.tie)
+        for hour, ratios in worker.ratios.items():
+            entries = self._hours[(worker.group, hour)]
+            _delete(entries, (-max(ratios), worker.tie))
+            if not entries:
+                del self._hours[(worker.group, hour)]
+
+    def walk(self, request: PlacementRequest) -> Iterator[tuple[float, _Worker, float]]:
+        """Acceptable workers by walk bound, best first: (walk bound, worker, share)."""
+        hours = _buckets(request.hold_start, request.hold_end)
+        heap: list[tuple[float, Tie, int, int]] = []
+        streams: list[tuple[list, float, bool]] = []  # (sorted entries, share, entries are (-ratio, tie))
+
+        def push(stream: int, position: int) -> None:
+            entries, share, rated = streams[stream]
+            if position < len(entries):
+                item = entries[position]
+                ratio, tie = (-item[0], item[1]) if rated else (0.0, item)
+                heapq.heappush(heap, (-_bound(ratio, share), tie, stream, position))
+
+        for group in sorted(set(self._zero) | set(self._never)):
+            if request.license_affinity and group[0] not in request.license_affinity:
+                continue
+            share = _share(request, group)
+            for tie in self._never.get(group, ()):
+                yield math.inf, self._workers[tie[1]], share
+            for hour in hours:
+                entries = self._hours.get((group, hour))
+                if entries:
+                    streams.append((entries, share, True))
+                    push(len(streams) - 1, 0)
+            if self._zero.get(group):
+                streams.append((self._zero[group], share, False))
+                push(len(streams) - 1, 0)
+        seen: set[str] = set()
+        while heap:
+            negative_bound, tie, stream, position = heapq.heappop(heap)
+            push(stream, position + 1)
+            if tie[1] in seen:
+                continue
+            seen.add(tie[1])
+            yield -negative_bound, self._workers[tie[1]], streams[stream][1]
+
+
+def _delete(entries: list, item: object) -> None:
+    index = bisect.bisect_left(entries, item)
+    if index < len(entries) and entries[index] == item:
+        del entries[index]
+
+
+def _share(request: PlacementRequest, group: Group) -> float:
+    _, cpu, memory, limit = group
+    if min(cpu, memory, limit) <= 0:
+        return 0.0
     wanted = request.requirements
     return (wanted.cpu_cores / cpu + wanted.memory_gb / memory + request.node_count / limit) / 3
 
 
-def _walk(request: PlacementRequest, groups: dict[tuple[str, float, float, int], list[Entry]]) -> Iterator[
-    tuple[float, Entry]
-]:
-    """Every worker of an acceptable license, by upper bound (best first), with the bound.
-
-    Each group is already in bound order (fullest first; the request's share is the same
-    for the whole group), so this merges a handful of sorted lists by their heads."""
-    heads: list[list] = []  # [bound of the head, tie of the head, group entries, position, share]
-    for key, entries in groups.items():
-        if not entries or (request.license_affinity and key[0] not in request.license_affinity):
-            continue
-        share = _share(request, key) if min(key[1], key[2], key[3]) > 0 else 0.0
-        heads.append([_bound(entries[0], share), entries[0].tie, entries, 0, share])
-    while heads:
-        best = heads[0]
-        for head in heads[1:]:
-            if head[0] > best[0] or (head[0] == best[0] and head[1] < best[1]):
-                best = head
-        entries, position, share = best[2], best[3], best[4]
-        yield best[0], entries[position]
-        position += 1
-        if position == len(entries):
-            heads.remove(best)
-        else:
-            best[0], best[1], best[3] = _bound(entries[position], share), entries[position].tie, position
+def _bound(ratio: float, share: float) -> float:
+    return 100.0 * min(1.0, ratio + share) + _ROUNDING
 
 
-def _bound(entry: Entry, share: float) -> float:
-    if math.isinf(entry.fullness):
+def _tight_bound(worker: _Worker, request: PlacementRequest, share: float) -> float:
+    if worker.ratios is None:
         return math.inf
-    return 100.0 * min(1.0, entry.fullness + share) + _ROUNDING
+    cpu = memory = nodes = 0.0
+    for hour in _buckets(request.hold_start, request.hold_end):
+        ratios = worker.ratios.get(hour)
+        if ratios is not None:
+            cpu, memory, nodes = max(cpu, ratios[0]), max(memory, ratios[1]), max(nodes, ratios[2])
+    return _bound((cpu + memory + nodes) / 3, share)
 
 
 def shortlist_decide(
     pipeline: PlacementPipeline,
     request: PlacementRequest,
-    groups: dict[tuple[str, float, float, int], list[Entry]],
+    fleet: ShortlistFleet,
 ) -> tuple[PlacementDecision, int] | None:
     """The policy's decision over the workers that could win, and how many were pruned;
-    None when nothing fits (decide over the whole fleet then)."""
-    total_workers = sum(len(entries) for entries in groups.values())
+    None when nothing fitted among the first ``MAX_WITHOUT_FIT`` (decide over all then)."""
     candidates: list[str] = []
     rejections: dict = {}
     scores: dict = {}
     totals: dict[str, float] = {}
-    ties: dict[str, tuple[float, str]] = {}
-    best: tuple[float, tuple[float, str]] | None = None  # (total, tie key) of the best so far
-    chunk: list[WorkerCandidate] = []
+    ties: dict[str, Tie] = {}
+    best: tuple[float, Tie] | None = None  # (total, tie key) of the best so far
+    chunk: list[_Worker] = []
     size = FIRST_CHUNK
 
     def evaluate() -> None:
         nonlocal best, size
-        decision = pipeline.decide(request, chunk)
-        chunk_ties = {c.worker_id: tie_key(c) for c in chunk}
+        decision = pipeline.decide(request, [w.candidate for w in chunk])
+        chunk_ties = {w.candidate.worker_id: w.tie for w in chunk}
         candidates.extend(decision.candidates)
         rejections.update(decision.rejections)
         scores.update(decision.scores)
@@ -165,13 +233,17 @@ def shortlist_decide(
         chunk.clear()
         size = CHUNK
 
-    for bound, entry in _walk(request, groups):
-        if best is not None:
+    for bound, worker, share in fleet.walk(request):
+        if best is None:
+            if len(candidates) >= MAX_WITHOUT_FIT:
+                return None
+        else:
             if bound < best[0]:
                 break  # no one left can reach the best score
-            if bound < best[0] + _STEP and entry.tie > best[1]:
-                continue  # could only tie, and would lose the tie-break
-        chunk.append(entry.candidate)
+            tight = _tight_bound(worker, request, share)
+            if tight < best[0] or (tight < best[0] + _STEP and worker.tie > best[1]):
+                continue  # cannot beat the best, or could only tie and would lose the tie-break
+        chunk.append(worker)
         if len(chunk) >= size:
             evaluate()
     if chunk:
@@ -192,12 +264,12 @@ def shortlist_decide(
         ranking=ranking,
         needed=None,
     )
-    return decision, total_workers - len(candidates)
+    return decision, len(fleet) - len(candidates)
 
 
-def build_groups(candidates: Iterable[WorkerCandidate]) -> dict[tuple[str, float, float, int], list[Entry]]:
-    """Fresh groups (replay, tests); the scheduler keeps its own, updated per changed worker."""
-    groups: dict[tuple[str, float, float, int], list[Entry]] = {}
+def build_fleet(candidates: Iterable[WorkerCandidate]) -> ShortlistFleet:
+    """A fresh fleet (replay, tests); the scheduler keeps its own, updated per changed worker."""
+    fleet = ShortlistFleet()
     for candidate in candidates:
-        groups.setdefault(group_key(candidate), []).append(Entry(fullness(candidate), tie_key(candidate), candidate))
-    return {key: sort_group(entries) for key, entries in groups.items()}
+        fleet.update(candidate)
+    return fleet

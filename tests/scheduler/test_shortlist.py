@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from domain.ledger import Reservation, ReservationLedger
 from domain.placement import PlacementRequest, WorkerCandidate, default_pipeline
 from domain.resources import Resources
-from processors.scheduler.shortlist import build_groups, shortlist_decide
+from processors.scheduler.shortlist import MAX_WITHOUT_FIT, build_fleet, shortlist_decide
 from tests.scheduler.support import T0
 
 SIZES = [(8, 32, 10), (16, 64, 20), (16, 64, 20), (48, 192, 120)]
@@ -59,11 +59,11 @@ def test_the_shortlist_chooses_what_the_whole_fleet_decision_chooses(workers: li
     )
     pipeline = default_pipeline()
     full = pipeline.decide(request, candidates)
-    short = shortlist_decide(pipeline, request, build_groups(candidates))
-    if not full.placed:
-        assert short is None
+    short = shortlist_decide(pipeline, request, build_fleet(candidates))
+    if not full.placed or short is None:
+        assert short is None  # nothing fits, or nothing among the first MAX_WITHOUT_FIT: decided in full
+        assert not full.placed or len(candidates) > MAX_WITHOUT_FIT
         return
-    assert short is not None
     decision, pruned = short
     assert decision.chosen_worker_id == full.chosen_worker_id
     assert pruned == len(candidates) - len(decision.candidates)
@@ -74,7 +74,9 @@ def test_the_shortlist_chooses_what_the_whole_fleet_decision_chooses(workers: li
 
 
 def test_a_worker_that_can_beat_the_best_by_less_than_a_point_is_still_evaluated() -> None:
-    window = (T0 + timedelta(hours=4), T0 + timedelta(hours=5))
+    """The walk meets a worker busy earlier in the same hour first (high bound, empty window),
+    then one slightly busy in the window itself (lower bound, higher score): it must win."""
+    window = (T0 + timedelta(hours=4, minutes=30), T0 + timedelta(hours=5))
 
     def worker(n: int, *holds: tuple[tuple, float, int]) -> WorkerCandidate:
         ledger = ReservationLedger(Resources(16, 64, 500), 20, (2000, 2009))
@@ -84,7 +86,7 @@ def test_a_worker_that_can_beat_the_best_by_less_than_a_point_is_still_evaluated
                                None, ledger)
 
     decoys = [worker(n, (window, 16, 1)) for n in range(3)]  # full in the window: bound 100, rejected
-    earlier = worker(3, ((T0, T0 + timedelta(hours=1)), 8, 10))  # busy before, empty in the window
+    earlier = worker(3, ((T0 + timedelta(hours=4), window[0]), 12, 10))  # same hour, before the window
     slightly_busier = worker(4, (window, 0.16, 0))  # +2/3 of a point in the window itself
     request = PlacementRequest(
         instance_id="LabletInstance-x", requirements=Resources(2, 8, 10), node_count=2,
@@ -95,5 +97,6 @@ def test_a_worker_that_can_beat_the_best_by_less_than_a_point_is_still_evaluated
     full = default_pipeline().decide(request, candidates)
     assert full.chosen_worker_id == slightly_busier.worker_id
     assert 0 < full.total_scores[slightly_busier.worker_id] - full.total_scores[earlier.worker_id] < 1
-    short = shortlist_decide(default_pipeline(), request, build_groups(candidates))
+    short = shortlist_decide(default_pipeline(), request, build_fleet(candidates))
     assert short is not None and short[0].chosen_worker_id == slightly_busier.worker_id
+    assert short[0].candidates[:4] == [d.worker_id for d in decoys] + [earlier.worker_id]  # the order it was met
