@@ -22,12 +22,22 @@ TYPE_PREFIX = "ccm"
 # Aggregate class name -> kind, where the rule reads badly.
 KIND_OVERRIDES: dict[str, str] = {
     "WebhookSubscription": "subscription",
+    # Audit aggregates: subscribers care about what was decided or found, not the stream.
+    "ScalingDecision": "scaling",
+    "CloudReconciliation": "cloud",
 }
 
 # Event class name (or "Aggregate.Event" for one aggregate only) -> event part.
 EVENT_OVERRIDES: dict[str, str] = {
     "DrainingStarted": "draining",
     "WorkerDrainingStarted": "draining",
+    # "logged in" is one verb: not ``user.logged.in``.
+    "LabletInstance.UserLoggedIn": "user.logged_in",
+    # The event names repeat the head of their aggregate's name, which the rule keeps.
+    "ScalingDecision.ScalingAuditStarted": "audit.started",
+    "ScalingDecision.ScalingDecided": "decided",
+    "ScalingDecision.ScalingActionsRejected": "actions.rejected",
+    "CloudReconciliation.CloudReconciled": "reconciled",
 }
 
 _WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z]|[0-9]|$)|[A-Z]?[a-z]+|[0-9]+")

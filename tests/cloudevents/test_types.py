@@ -33,6 +33,11 @@ from tests.cloudevents.support import ctx
         ("WebhookSubscription", "SubscriptionCreated", "ccm.subscription.created"),
         ("Worker", "Created", "ccm.worker.created"),
         ("LabletInstance", "CMLLabImported", "ccm.lablet.instance.cml.lab.imported"),
+        ("LabletInstance", "UserLoggedIn", "ccm.lablet.instance.user.logged_in"),
+        ("ScalingDecision", "ScalingAuditStarted", "ccm.scaling.audit.started"),
+        ("ScalingDecision", "ScalingDecided", "ccm.scaling.decided"),
+        ("ScalingDecision", "ScalingActionsRejected", "ccm.scaling.actions.rejected"),
+        ("CloudReconciliation", "CloudReconciled", "ccm.cloud.reconciled"),
         # A name that is only the aggregate word is kept, never emptied.
         ("Worker", "Worker", "ccm.worker.worker"),
     ],
