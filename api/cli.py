@@ -38,12 +38,14 @@ def serve(
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--role") from None
     configure_logging(settings.log_level, settings.log_format)
-    from api.telemetry import configure_tracing
+    from api import telemetry
 
-    configure_tracing(settings.otel_service_name, roles=describe(roles))
+    telemetry.configure_tracing(settings.otel_service_name, roles=describe(roles))
     container = Container(settings, roles=roles)
     # Without the API role the process still answers /healthz, /readyz and /metrics.
     app = create_app(container) if "api" in roles else _health_only(container)
+    if telemetry.enabled():
+        app = telemetry.TracingMiddleware(app)  # outermost: the span covers the whole request
     typer.echo(f"Lablet Resource Manager ({describe(roles)}) on http://{settings.host}:{settings.port}/ "
                f"(store: {settings.store}, data: {settings.data_dir})", err=True)
     if container.tokens_path is not None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from adapters.clock import SystemClock
 from adapters.eventstore.factory import open_event_store
+from api import telemetry
 from api.auth import registry_from_settings
 from api.logging import log
 from api.metrics import Metrics
@@ -128,6 +129,10 @@ class Container:
             "postgres" if shared else settings.store, sqlite_path=settings.data_dir / "webhooks.sqlite3",
             postgres_url=shared,
         )
+        from api.metrics import CountedDeliveryLog, EventCounters
+
+        self.event_counters = EventCounters(self.metrics)  # fed from the log on each scrape
+        webhook_store = CountedDeliveryLog(webhook_store, self.metrics)
         # Delivery runs on its own thread and loop (started in start()): never in a request.
         self.webhooks = WebhookDelivery(self.store, webhook_store, source=settings.cloudevents_source)
         self.subscription_service = SubscriptionService(self.store, generate_secret)
@@ -161,9 +166,11 @@ class Container:
         run = settings.processors if settings.processors is not None else self._system_clock
         closer = getattr(self.cloud, "aclose", None)
         self.fleet_loops = [
-            TickLoop("autoscaler", self.autoscaler.tick, self.store.max_position, interval=1.0),
-            TickLoop("worker-controller", self.worker_controller.tick, self.store.max_position, interval=1.0,
-                     on_stop=closer),
+            TickLoop("autoscaler", telemetry.traced("autoscaler.tick", self.autoscaler.tick)
+                     if telemetry.enabled() else self.autoscaler.tick, self.store.max_position, interval=1.0),
+            TickLoop("worker-controller", telemetry.traced("worker-controller.tick", self.worker_controller.tick)
+                     if telemetry.enabled() else self.worker_controller.tick, self.store.max_position,
+                     interval=1.0, on_stop=closer),
         ] if run else []
 
     # -- scheduler: queue, placement, re-placement, instantiation trigger (processors/scheduler)
@@ -180,6 +187,8 @@ class Container:
         # Like the fleet loops: with an injected clock (tests, simulation) the caller drives
         # it with ``scheduler.run_pass()`` / ``run_until_idle()``.
         self._run_scheduler = settings.processors if settings.processors is not None else self._system_clock
+        if telemetry.enabled():  # a span per pass (OTEL_EXPORTER_OTLP_ENDPOINT, api/telemetry.py)
+            self.scheduler.run_pass = telemetry.traced("scheduler.pass", self.scheduler.run_pass)  # type: ignore[method-assign]
 
     def _open_cloud(self):  # noqa: ANN202 - processors.ports.cloud.CloudProvider
         if self.settings.cloud == "ec2":
@@ -208,11 +217,14 @@ class Container:
         ).with_timeouts(settings.lifecycle_timeouts)
 
         def build() -> InstanceController:  # runs on the controller's own loop (the CML client's)
-            return InstanceController(
+            controller = InstanceController(
                 self.store, build_cml_gateway(cml_settings), self.artifacts, self.clock,
                 lambda worker_id, ip: endpoint_for_worker(cml_settings, worker_id, ip),
                 settings=self.lifecycle_settings, checkpoints=self.read_models,
             )
+            if telemetry.enabled():
+                controller.run_pass = telemetry.traced("instances.pass", controller.run_pass)  # type: ignore[method-assign]
+            return controller
 
         async def close_cml(controller: InstanceController) -> None:
             aclose = getattr(controller.cml, "aclose", None)
@@ -368,6 +380,28 @@ class Container:
         if self._started and self.roles & {"api", "projections"}:
             for state, count in self.instance_queries.count_by_state().items():
                 self.metrics.instances_by_state.labels(state).set(count)
+            self._refresh_worker_gauges()
+        try:
+            self.event_counters.feed(self.store)
+        except Exception:  # noqa: BLE001 - a scrape must not fail on a slow store
+            log.exception("event_counters_failed")
+
+    def _refresh_worker_gauges(self) -> None:
+        from collections import Counter
+
+        from projections.readmodels.workers import WorkerQueries
+
+        counts: Counter[tuple[str, str]] = Counter()
+        queries, cursor = WorkerQueries(self.read_models), None
+        while True:
+            page = queries.list(limit=500, cursor=cursor)
+            counts.update((str(w.get("state")), str(w.get("template_name"))) for w in page.items)
+            if not page.next_cursor:
+                break
+            cursor = page.next_cursor
+        self.metrics.workers_by_state.clear()  # a state no worker is in any more reads 0 (absent)
+        for (state, template), count in counts.items():
+            self.metrics.workers_by_state.labels(state, template).set(count)
 
     def rebuild_projections(
         self, name: str | None = None, progress: Callable[[int, int], None] | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
@@ -33,6 +33,18 @@ class Metrics:
         self.workers_by_state = Gauge(
             "lrm_workers", "workers by state and template", ["state", "template"], registry=self.registry
         )
+        self.placement_decisions = Counter(
+            "lrm_placement_decisions", "placement decisions recorded, by outcome (placed|failed)", ["outcome"],
+            registry=self.registry,
+        )
+        self.scaling_actions = Counter(
+            "lrm_scaling_actions", "scaling actions decided, by action and template", ["action", "template"],
+            registry=self.registry,
+        )
+        self.webhook_deliveries = Counter(
+            "lrm_webhook_deliveries", "webhook delivery attempts by this replica, by result", ["result"],
+            registry=self.registry,
+        )
         self.lease_active = Gauge(
             "lrm_lease_active", "1 while this replica holds the role's lease (leads)", ["role"],
             registry=self.registry,
@@ -40,6 +52,70 @@ class Metrics:
 
     def render(self) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class EventCounters:
+    """Counters of decisions recorded in the event log, fed on each scrape from where the
+    last one stopped: placement decisions by outcome and scaling actions by kind.
+
+    They count the whole system's decisions (whichever replica made them), so every
+    process reports the same totals: aggregate replicas with ``max``, not ``sum``.
+    """
+
+    def __init__(self, metrics: Metrics, *, batch: int = 5000, max_batches: int = 20) -> None:
+        from eventsourcing.utils import get_topic
+
+        from domain.instance import LabletInstance
+        from domain.scaling_decision import ScalingDecision
+
+        self.metrics = metrics
+        self.position = 0
+        self.batch = batch
+        self.max_batches = max_batches  # bounded work per scrape; the rest next time
+        self._placed = get_topic(LabletInstance.PlacementDecided)
+        self._failed = get_topic(LabletInstance.PlacementFailed)
+        self._scaled = get_topic(ScalingDecision.ScalingDecided)
+        self.topics = (self._placed, self._failed, self._scaled)
+
+    def feed(self, events: object) -> int:
+        """Count what ``events.read_all`` returns after the last position; returns how many."""
+        counted = 0
+        for _ in range(self.max_batches):
+            batch = events.read_all(after=self.position, limit=self.batch, topics=self.topics)  # type: ignore[attr-defined]
+            for stored in batch:
+                self._count(stored)
+                self.position = max(self.position, stored.position or self.position)
+            counted += len(batch)
+            if len(batch) < self.batch:
+                break
+        return counted
+
+    def _count(self, stored: object) -> None:
+        topic, event = stored.topic, stored.event  # type: ignore[attr-defined]
+        if topic == self._placed:
+            self.metrics.placement_decisions.labels("placed").inc()
+        elif topic == self._failed:
+            self.metrics.placement_decisions.labels("failed").inc()
+        elif topic == self._scaled:
+            for action in event.actions:
+                self.metrics.scaling_actions.labels(
+                    str(action.get("action", "unknown")), str(action.get("template", ""))
+                ).inc(int(action.get("count", 1) or 1))
+
+
+class CountedDeliveryLog:
+    """The webhook store, counting each recorded delivery attempt by outcome (this replica's)."""
+
+    def __init__(self, store: object, metrics: Metrics) -> None:
+        self._store = store
+        self._metrics = metrics
+
+    def record_attempt(self, attempt: object) -> None:
+        self._store.record_attempt(attempt)  # type: ignore[attr-defined]
+        self._metrics.webhook_deliveries.labels(str(attempt.outcome)).inc()  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
 
 
 def _route_template(scope: Scope) -> str:

@@ -13,7 +13,9 @@ into event metadata and CloudEvents, so a trace and an event history can be join
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import functools
+import inspect
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -67,9 +69,32 @@ def span(name: str, correlation_id: str | None = None, **attributes: Any) -> Ite
         yield current
 
 
+def enabled() -> bool:
+    return _configured
+
+
+def traced(name: str, step: Callable[..., Any], **attributes: Any) -> Callable[..., Any]:
+    """``step`` (sync or async) inside a span per call: processor passes and ticks."""
+    if inspect.iscoroutinefunction(step):
+        @functools.wraps(step)
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            with span(name, **attributes):
+                return await step(*args, **kwargs)
+
+        return run_async
+
+    @functools.wraps(step)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with span(name, **attributes):
+            return step(*args, **kwargs)
+
+    return run
+
+
 class TracingMiddleware:
     """ASGI middleware: one server span per HTTP request, named by method and route path,
-    with the request id (``X-Request-Id``, the correlation id of the commands it issues)."""
+    with the correlation id the request middleware settled on (``X-Correlation-Id``, echoed
+    in the response; the same id goes into the events the request records)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -79,14 +104,14 @@ class TracingMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        request_id = headers.get("x-request-id")
+        request_id = headers.get("x-correlation-id") or headers.get("x-request-id")
         status = {"code": 500}
 
         async def capture(message: Any) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
                 for key, value in message.get("headers", []):
-                    if key.decode("latin-1").lower() == "x-request-id":
+                    if key.decode("latin-1").lower() == "x-correlation-id":
                         current.set_attribute("lrm.correlation_id", value.decode("latin-1"))
             await send(message)
 
@@ -99,10 +124,12 @@ class TracingMiddleware:
             try:
                 await self.app(scope, receive, capture)
             finally:
-                route = scope.get("route")
-                if route is not None and getattr(route, "path", None):
-                    current.update_name(f"http {method} {route.path}")
-                    current.set_attribute("http.route", route.path)
+                from api.metrics import _route_template  # the route as the metrics label it
+
+                route = _route_template(scope)
+                if route != "unmatched":
+                    current.update_name(f"http {method} {route}")
+                    current.set_attribute("http.route", route)
                 current.set_attribute("http.response.status_code", status["code"])
                 if status["code"] >= 500:
                     current.set_status(trace.StatusCode.ERROR)
