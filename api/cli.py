@@ -41,6 +41,7 @@ def serve(
     from api import telemetry
 
     telemetry.configure_tracing(settings.otel_service_name, roles=describe(roles))
+    telemetry.enrich_logs()  # instance_id / worker_id / trace_id fields on every JSON line
     container = Container(settings, roles=roles)
     # Without the API role the process still answers /healthz, /readyz and /metrics.
     app = create_app(container) if "api" in roles else _health_only(container)

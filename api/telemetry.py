@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import functools
+import re
 import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -133,3 +134,37 @@ class TracingMiddleware:
                 current.set_attribute("http.response.status_code", status["code"])
                 if status["code"] >= 500:
                     current.set_status(trace.StatusCode.ERROR)
+
+
+# -- logs: ids a reader filters by, and the trace a line belongs to ---------------------------
+_STREAM_ID = re.compile(r"\b(LabletInstance|Worker)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
+_ID_FIELD = {"LabletInstance": "instance_id", "Worker": "worker_id"}
+
+
+def add_log_context(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: ``instance_id`` / ``worker_id`` fields for ids named in a line
+    (processors log them in their messages), and ``trace_id`` / ``span_id`` inside a span."""
+    for value in list(event_dict.values()):
+        if not isinstance(value, str):
+            continue
+        for match in _STREAM_ID.finditer(value):
+            event_dict.setdefault(_ID_FIELD[match.group(1)], match.group(0))
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict.setdefault("trace_id", format(context.trace_id, "032x"))
+        event_dict.setdefault("span_id", format(context.span_id, "016x"))
+    return event_dict
+
+
+def enrich_logs() -> None:
+    """Put ``add_log_context`` in front of the root handler's structlog chain
+    (``api.logging.configure_logging`` must have run)."""
+    import logging
+
+    import structlog
+
+    for handler in logging.getLogger().handlers:
+        formatter = handler.formatter
+        if isinstance(formatter, structlog.stdlib.ProcessorFormatter) and \
+                add_log_context not in formatter.processors:
+            formatter.processors = [add_log_context, *formatter.processors]

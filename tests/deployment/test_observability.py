@@ -185,3 +185,35 @@ def test_processor_steps_are_spans_sync_and_async(spans: InMemorySpanExporter) -
 
 def _fails() -> None:
     raise ValueError("boom")
+
+
+def test_log_lines_carry_the_instance_and_worker_ids_they_name(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    import logging
+
+    from api.logging import configure_logging
+
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    configure_logging("INFO", "json")
+    telemetry.enrich_logs()
+    try:
+        emit_lines()
+    finally:
+        root.handlers[:] = saved_handlers  # the JSON handler wrote to this test's captured stderr
+        root.setLevel(saved_level)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    assert (lines[-2]["instance_id"], lines[-2]["worker_id"]) == (INSTANCE_ID, WORKER_ID)
+    assert "instance_id" not in lines[-1]
+
+
+INSTANCE_ID = "LabletInstance-0f8fad5b-d9cb-469f-a165-70867728950e"
+WORKER_ID = "Worker-7c9e6679-7425-40de-944b-e07fc1f90ae7"
+
+
+def emit_lines() -> None:
+    import logging
+
+    logging.getLogger("processors.scheduler").warning("placing %s on %s", INSTANCE_ID, WORKER_ID)
+    with telemetry.span("scheduler.pass"):
+        logging.getLogger("processors.scheduler").info("nothing named here")
