@@ -79,7 +79,7 @@ def test_a_lab_moves_through_its_states_live_then_its_timeline_replays_and_expor
     place(live_app.container, instance_id, worker_id)
     wait_for_row_state(page, instance_id, "SCHEDULED")
     page.wait_for_selector(f'#gantt rect[data-instance-id="{instance_id}"]', timeout=WAIT_MS)
-    assert page.query_selector(f'#queue li[data-instance-id="{instance_id}"]') is None
+    page.wait_for_selector(f'#queue li[data-instance-id="{instance_id}"]', state="detached", timeout=WAIT_MS)
     page.wait_for_selector(f'.card[data-worker-id="{worker_id}"] .bar-value:has-text("3/")', timeout=WAIT_MS)
 
     # The controller brings it up: READY, and the count by state follows.
@@ -202,4 +202,4 @@ def test_a_burst_of_requests_all_reach_the_page(page, live_app: LiveApp) -> None
     for instance_id in ids:
         wait_for_row_state(page, instance_id, "PENDING")
     page.wait_for_selector('#state-counts .chip[data-state="PENDING"]:has-text("PENDING 15")', timeout=WAIT_MS)
-    assert page.inner_text("#queue-count") == "15"
+    page.wait_for_selector('#queue-count:text-is("15")', timeout=WAIT_MS)  # its own request: may land a bit later
