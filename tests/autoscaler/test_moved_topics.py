@@ -8,6 +8,7 @@ written before the move has them, and read back through a freshly opened store.
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,14 +29,16 @@ OLD_MODULES = {
 def _rewrite_to_old_topics(path: Path) -> int:
     """Point every stored topic of the moved aggregates at the module they used to live in."""
     changed = 0
-    with sqlite3.connect(path) as db:
-        table = next(name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
-                     if name.endswith("events"))
-        for rowid, topic, state in db.execute(f"SELECT rowid, topic, state FROM {table}").fetchall():  # noqa: S608
+    with closing(sqlite3.connect(path)) as db, db:
+        tables = db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        table = next(name for (name,) in tables if name.endswith("events"))
+        rows = db.execute(f"SELECT rowid, topic, state FROM {table}").fetchall()  # noqa: S608
+        for rowid, topic, state in rows:
             text = bytes(state).decode()
             for new, old in OLD_MODULES.items():
                 topic, text = topic.replace(new, old), text.replace(new, old)
-            db.execute(f"UPDATE {table} SET topic = ?, state = ? WHERE rowid = ?", (topic, text.encode(), rowid))  # noqa: S608
+            update = f"UPDATE {table} SET topic = ?, state = ? WHERE rowid = ?"  # noqa: S608
+            db.execute(update, (topic, text.encode(), rowid))
             changed += topic.startswith(tuple(OLD_MODULES.values()))
     return changed
 
