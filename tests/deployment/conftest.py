@@ -89,7 +89,8 @@ class Cluster:
         self.processes.append(served)
         return served
 
-    def wait_healthy(self, served: Served, timeout: float = 30.0) -> None:
+    def wait_healthy(self, served: Served, timeout: float = 120.0) -> None:
+        """Start-up is mostly imports: seconds alone, much longer on a loaded 2-core runner."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert served.alive(), f"{served.name} exited:\n{served.log_tail()}"

@@ -20,7 +20,7 @@ from domain.ledger import ReservationLedger
 from tests.api.test_templates_support import definition_body
 from tests.deployment.conftest import Cluster, Served
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(400)]
 
 API = "/api/v1"
 ADMIN = {"Authorization": "Bearer adm"}
@@ -94,6 +94,7 @@ def test_the_system_survives_losing_its_scheduler_leader(cluster: Cluster) -> No
     for worker_id in workers:
         assert_never_overbooked(store, worker_id)
     assert takeover < 30
+    print(f"scheduler takeover after SIGKILL: {takeover:.1f} s")  # docs/operations/deployment.md
     store.close()
 
 
