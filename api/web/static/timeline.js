@@ -156,7 +156,8 @@
     }
     const p = past.instance;
     replace(fields,
-      field("record", `as of ${time(past.as_of)} (version ${past.version}, ${p.state})`),
+      field("record", `as of ${time(past.as_of)} (version ${past.version}, ${p.state})${
+        p.state !== s.state ? "; includes later events of the same instant" : ""}`),
       field("definition", `${p.definition_name} ${p.definition_version}`),
       field("owner", p.owner_id),
       field("reservation", p.reservation_id),
