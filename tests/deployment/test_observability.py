@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from eventsourcing.utils import get_topic
 from fastapi.testclient import TestClient
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
 from api import telemetry
@@ -134,12 +133,13 @@ def test_webhook_deliveries_are_counted_by_result_and_still_recorded() -> None:
 
 
 @pytest.fixture(scope="module")
-def spans() -> InMemorySpanExporter:
-    exporter = InMemorySpanExporter()
-    if not telemetry.configure_tracing("lrm-test", exporter=exporter):
-        pytest.skip("opentelemetry-sdk is not installed")
-    if not telemetry._configured or exporter is None:  # pragma: no cover
-        pytest.skip("tracing was configured elsewhere")
+def spans() -> Any:
+    """An in-memory span exporter behind the process's tracer provider (set once per process)."""
+    memory = pytest.importorskip("opentelemetry.sdk.trace.export.in_memory_span_exporter")
+    exporter = memory.InMemorySpanExporter()
+    if telemetry.enabled():
+        pytest.skip("tracing was already configured in this process")
+    assert telemetry.configure_tracing("lrm-test", exporter=exporter)
     return exporter
 
 
@@ -150,7 +150,7 @@ def test_tracing_is_off_without_an_endpoint(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_a_request_is_a_span_named_by_its_route_with_the_correlation_id(
-    tmp_path: Path, spans: InMemorySpanExporter
+    tmp_path: Path, spans: Any
 ) -> None:
     spans.clear()
     container = Container(Settings(data_dir=tmp_path, store="sqlite", tokens=TOKENS), clock=VirtualClock(NOW))
@@ -168,7 +168,7 @@ def test_a_request_is_a_span_named_by_its_route_with_the_correlation_id(
     assert span.attributes["http.response.status_code"] == 201
 
 
-def test_processor_steps_are_spans_sync_and_async(spans: InMemorySpanExporter) -> None:
+def test_processor_steps_are_spans_sync_and_async(spans: Any) -> None:
     spans.clear()
 
     async def async_pass(*, wait: bool = True) -> int:

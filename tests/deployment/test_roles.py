@@ -37,8 +37,8 @@ def test_describe_names_all_or_the_roles_in_order() -> None:
 
 
 def settings(tmp_path: Path, **overrides: object) -> Settings:
-    values: dict[str, object] = {"store": "sqlite", **overrides}
-    return Settings(data_dir=tmp_path, tokens="admin:adm", processors=True, **values)
+    values: dict[str, object] = {"store": "sqlite", "processors": True, **overrides}
+    return Settings(data_dir=tmp_path, tokens="admin:adm", **values)
 
 
 @pytest.mark.parametrize("roles", [{"scheduler"}, {"workers", "instances"}, {"api"}, {"projections"}])
@@ -80,3 +80,22 @@ def test_roles_come_from_settings_by_default(tmp_path: Path) -> None:
 def test_esdb_needs_both_urls(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="LRM_ESDB_URI and LRM_READMODEL_URL"):
         Container(settings(tmp_path, store="esdb", esdb_uri="esdb://localhost:2113?Tls=false"))
+
+
+@pytest.mark.postgres
+def test_esdb_log_with_postgres_read_models_serves_the_api(tmp_path: Path, postgres_database: str) -> None:
+    """LRM_STORE=esdb: the log in EventStoreDB (the in-process fake here), everything else in
+    PostgreSQL; a command's position is readable back through the read models."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    container = Container(settings(tmp_path, store="esdb", esdb_uri=f"fake://{tmp_path.name}",
+                                   readmodel_url=postgres_database, processors=False))
+    assert container.store.kind == "esdb"
+    with TestClient(create_app(container)) as client:
+        templates = client.get("/api/v1/worker-templates", headers={"Authorization": "Bearer adm"},
+                               params={"min_position": container.store.max_position()})
+        assert templates.status_code == 200, templates.text
+        assert "personal-standard" in {t["name"] for t in templates.json()["items"]}
+        assert client.get("/readyz").json()["ready"] is True
