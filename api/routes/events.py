@@ -32,6 +32,7 @@ Auditor = Annotated[Principal, Depends(require(Role.INSTRUCTOR))]
 POLL_SECONDS = 0.1  # how soon a new event reaches SSE clients
 PING_SECONDS = 15
 STREAM_BATCH = 500
+MAX_POSITION = 2**63 - 1  # positions are 64-bit integers in every store
 
 
 def event_json(stored: StoredEvent) -> dict[str, Any]:
@@ -55,7 +56,7 @@ def event_json(stored: StoredEvent) -> dict[str, Any]:
             summary="The global event log after a position, in order")
 def list_events(
     request: Request, _: Auditor,
-    after: Annotated[int, Query(ge=0, description="position to read after (0: from the start)")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_POSITION, description="position to read after (0: from the start)")] = 0,
     limit: Annotated[int, Query(ge=1, le=500, description="page size (default 50, max 500)")] = 50,
 ) -> dict[str, Any]:
     store = get_container(request).store
@@ -70,7 +71,7 @@ def list_events(
 
 def _resume_from(last_event_id: str | None, after: int | None, head: int) -> int:
     if last_event_id is not None:
-        if not last_event_id.strip().isdigit():
+        if not last_event_id.strip().isdigit() or int(last_event_id) > MAX_POSITION:
             raise ApiProblem(422, "Invalid input", "must be an event position (a non-negative integer)",
                              field="Last-Event-ID")
         return int(last_event_id)
@@ -85,7 +86,8 @@ def _resume_from(last_event_id: str | None, after: int | None, head: int) -> int
 )
 async def stream_events(
     request: Request, _: Auditor,
-    after: Annotated[int | None, Query(ge=0, description="start after this position (default: the head)")] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_POSITION,
+                                       description="start after this position (default: the head)")] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
 ) -> EventSourceResponse:
     store = get_container(request).store

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from api.auth import Principal, Role, require
 from api.deps import Ctx, ReadYourWrites, get_container
 from api.problems import ApiProblem
-from api.schemas import PROBLEM_RESPONSES, Cursor, Limit, paged
+from api.schemas import Cursor, Limit, paged
 from api.schemas.instances import (
     InstanceAcceptedOut,
     InstanceOut,

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from api.schemas import PROBLEM_RESPONSES
 from domain.instance import InstanceState
 from domain.naming import MAX_NAME_LENGTH
 
@@ -109,23 +110,6 @@ class TimelinePage(BaseModel):
     next_cursor: str | None
 
 
-class ProblemErrorOut(BaseModel):
-    field: str | None
-    reason: str
-
-
-class ProblemOut(BaseModel):
-    """RFC 9457 problem details (``application/problem+json``)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str | None = None
-    errors: list[ProblemErrorOut] | None = None
-
-
 _MEANINGS = {
     400: "malformed request (JSON syntax)",
     401: "missing or unknown bearer token",
@@ -140,11 +124,5 @@ _MEANINGS = {
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for the problems an endpoint can answer (so clients and
-    schemathesis know them)."""
-    return {
-        status: {
-            "description": _MEANINGS[status],
-            "content": {"application/problem+json": {"schema": ProblemOut.model_json_schema()}},
-        }
-        for status in statuses
-    }
+    schemathesis know them): the API's shared problem schema, with what each status means here."""
+    return {status: {**PROBLEM_RESPONSES[status], "description": _MEANINGS[status]} for status in statuses}

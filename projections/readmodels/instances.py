@@ -242,7 +242,9 @@ class InstanceQueries:
         Raises ``ValueError`` for a cursor this API did not hand out.
         """
         if cursor is not None:
-            decode_cursor(cursor)
+            value, _key = decode_cursor(cursor)
+            if not isinstance(value, str):  # a slot_start: anything else never came from us
+                raise ValueError(f"invalid cursor {cursor!r}")
         if time_from is None and time_to is None:
             return self.store.query(INSTANCES.name, where=dict(where or {}), order_by=ORDER, limit=limit,
                                     after=cursor)

@@ -182,7 +182,9 @@ class TimelineQueries:
         Raises ``ValueError`` for a cursor this API did not hand out.
         """
         if cursor is not None:
-            decode_cursor(cursor)
+            value, _key = decode_cursor(cursor)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+                raise ValueError(f"invalid cursor {cursor!r}")  # a position: anything else never came from us
         page = self.store.query(TIMELINE.name, where={"instance_id": instance_id}, order_by="position",
                                 limit=limit, after=cursor)
         return Page([{**row, "description": describe(row)} for row in page.items], page.next_cursor)

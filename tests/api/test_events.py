@@ -80,16 +80,18 @@ def test_only_admins_and_instructors_read_the_log(shared: Client, role: str, sta
         assert_problem(client.get(f"{API}/events/stream", headers=AUTH[role]), 403)
 
 
-@pytest.mark.parametrize(("params", "field"), [({"after": -1}, "after"), ({"limit": 0}, "limit"),
+@pytest.mark.parametrize(("params", "field"), [({"after": -1}, "after"), ({"after": 2**63}, "after"),
+                                               ({"limit": 0}, "limit"),
                                                ({"limit": 501}, "limit"), ({"after": "x"}, "after")])
 def test_bad_feed_parameters(shared: Client, params: dict[str, Any], field: str) -> None:
     client, _ = shared
     assert_problem(client.get(f"{API}/events", params=params, headers=ADMIN), 422, field)
 
 
-def test_a_bad_last_event_id_is_422(shared: Client) -> None:
+@pytest.mark.parametrize("last_event_id", ["abc", "-1", str(2**63)])
+def test_a_bad_last_event_id_is_422(shared: Client, last_event_id: str) -> None:
     client, _ = shared
-    assert_problem(client.get(f"{API}/events/stream", headers={**ADMIN, "Last-Event-ID": "abc"}), 422,
+    assert_problem(client.get(f"{API}/events/stream", headers={**ADMIN, "Last-Event-ID": last_event_id}), 422,
                    "Last-Event-ID")
 
 

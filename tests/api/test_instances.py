@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.container import Container
+from projections.readmodel import encode_cursor
 from domain.worker import Worker
 from tests.api.test_instances_support import (
     ADMIN,
@@ -200,8 +201,8 @@ def test_malformed_json_is_400(shared: Client) -> None:
 def test_an_oversized_body_is_413(shared: Client) -> None:
     client, container = shared
     before = head(container)
-    response = client.post(f"{API}/instances", json={"definition": "ccna-basic-routing", "reservation_id": "r" * 20_000},
-                           headers=ADMIN)
+    body = {"definition": "ccna-basic-routing", "reservation_id": "r" * 20_000}
+    response = client.post(f"{API}/instances", json=body, headers=ADMIN)
     assert_problem(response, 413, "body")
     assert by_callers(container, before) == []
 
@@ -326,7 +327,8 @@ def test_pages_follow_cursors_without_gaps_or_repeats(app: Client, with_range: b
 
 @pytest.mark.parametrize(
     ("params", "field"),
-    [({"cursor": "!!!"}, "cursor"), ({"limit": 0}, "limit"), ({"limit": 501}, "limit"),
+    [({"cursor": "!!!"}, "cursor"), ({"cursor": encode_cursor(10**24, "x")}, "cursor"), ({"limit": 0}, "limit"),
+     ({"limit": 501}, "limit"),
      ({"state": "SLEEPING"}, "state.0"), ({"from": "2026-11-28T10:00:00"}, "from"),
      ({"from": "2026-11-28T10:00:00Z", "to": "2026-11-28T09:00:00Z"}, "to")],
 )

@@ -17,6 +17,7 @@ from domain.context import CommandContext
 from domain.instance import InstanceRequirements, InstanceState, LabletInstance, ScoreReport
 from domain.timeslot import Timeslot
 from projections.events import StoredEvent
+from projections.readmodel import encode_cursor
 from projections.readmodels.instances import InstancesProjection, instance_document
 from projections.readmodels.timeline import describe, related_instances
 from tests.api.test_instances_support import (
@@ -103,6 +104,13 @@ def test_timeline_pages(app: Client) -> None:
     assert len(first["items"]) == 4 and first["next_cursor"]
     assert [i["position"] for i in first["items"] + second["items"]] == [
         i["position"] for i in timeline(client, container, instance_id).json()["items"]]
+
+
+@pytest.mark.parametrize("cursor", [encode_cursor(2**63, "k"), encode_cursor("text", "k"), "!!!"])
+def test_a_timeline_cursor_we_did_not_hand_out_is_422(shared: Client, cursor: str) -> None:
+    client, container = shared
+    instance_id = request_instance(client, "user")["id"]
+    assert_problem(timeline(client, container, instance_id, cursor=cursor), 422, "cursor")
 
 
 def test_timelines_are_private_like_instances(shared: Client) -> None:
