@@ -358,6 +358,8 @@ class Container:
         return {"ready": ready, "checks": checks}
 
     def projection_status(self) -> list[dict[str, Any]]:
+        if not self.roles & {"api", "projections"}:
+            return []  # a processor-only process runs no projections: nothing to report
         runner = self.projection_runner
         head = self.store.max_position()
         ok = runner.running or not self._started

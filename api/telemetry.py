@@ -42,9 +42,9 @@ def configure_tracing(service_name: str, *, roles: str = "all", exporter: Any = 
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
     except ImportError:  # the SDK is optional: tracing stays off
         return False
-    provider = TracerProvider(resource=Resource.create(
-        {"service.name": service_name, "lrm.roles": roles}
-    ))
+    # The standard OTEL_SERVICE_NAME wins over LRM_OTEL_SERVICE_NAME, as other services expect.
+    name = os.environ.get("OTEL_SERVICE_NAME") or service_name
+    provider = TracerProvider(resource=Resource.create({"service.name": name, "lrm.roles": roles}))
     if exporter is None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 

@@ -99,3 +99,18 @@ def test_esdb_log_with_postgres_read_models_serves_the_api(tmp_path: Path, postg
         assert templates.status_code == 200, templates.text
         assert "personal-standard" in {t["name"] for t in templates.json()["items"]}
         assert client.get("/readyz").json()["ready"] is True
+
+
+def test_a_processor_only_process_is_ready_without_projections(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.cli import _health_only
+
+    container = Container(settings(tmp_path), roles=frozenset({"scheduler"}))
+    with TestClient(_health_only(container)) as client:
+        ready = client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["leases"] == {"scheduler": "local"}
+        assert ready.json()["checks"]["projections"] == {}
+        assert client.get("/healthz").json() == {"status": "ok", "roles": "scheduler"}
+        assert "lrm_lease_active" in client.get("/metrics").text
