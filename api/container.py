@@ -79,7 +79,7 @@ class Container:
         from processors.commands.workers import WorkerService
         from projections.readmodels.workers import WorkerQueries
 
-        self.artifacts = self._open_artifacts()
+        self.artifacts = telemetry.traced_adapter(self._open_artifacts(), "artifacts")
         worker_queries = WorkerQueries(self.read_models)
 
         def live_workers_of(template_name: str) -> list[str]:
@@ -153,7 +153,7 @@ class Container:
         from processors.workers.loop import TickLoop
 
         settings = self.settings
-        self.cloud = self._open_cloud()
+        self.cloud = telemetry.traced_adapter(self._open_cloud(), "cloud")
         self.autoscaler = Autoscaler(self.store, self.clock, AutoscalerSettings(
             policy=settings.scaling_policy,
             scaling=ScalingSettings(instantiation_lead=timedelta(minutes=settings.instantiation_lead_minutes),
@@ -218,7 +218,8 @@ class Container:
 
         def build() -> InstanceController:  # runs on the controller's own loop (the CML client's)
             controller = InstanceController(
-                self.store, build_cml_gateway(cml_settings), self.artifacts, self.clock,
+                self.store, telemetry.traced_adapter(build_cml_gateway(cml_settings), "cml"), self.artifacts,
+                self.clock,
                 lambda worker_id, ip: endpoint_for_worker(cml_settings, worker_id, ip),
                 settings=self.lifecycle_settings, checkpoints=self.read_models,
             )

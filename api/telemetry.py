@@ -92,6 +92,26 @@ def traced(name: str, step: Callable[..., Any], **attributes: Any) -> Callable[.
     return run
 
 
+class Traced:
+    """A proxy for an adapter (cloud, CML, artifact store): every public method call is a
+    span ``<system>.<method>`` with ``lrm.external=<system>``; attributes pass through."""
+
+    def __init__(self, target: Any, system: str) -> None:
+        self._target = target
+        self._system = system
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._target, name)
+        if name.startswith("_") or not callable(value):
+            return value
+        return traced(f"{self._system}.{name}", value, **{"lrm.external": self._system})
+
+
+def traced_adapter(target: Any, system: str) -> Any:
+    """``Traced(target, system)`` when tracing is on, else ``target`` itself."""
+    return Traced(target, system) if enabled() else target
+
+
 class TracingMiddleware:
     """ASGI middleware: one server span per HTTP request, named by method and route path,
     with the correlation id the request middleware settled on (``X-Correlation-Id``, echoed

@@ -129,6 +129,8 @@ def cluster(postgres_database: str, tmp_path: Path) -> Iterator[Cluster]:
         "LRM_LEASE_RETRY_SECONDS": "1",
         "LRM_INSTANTIATION_LEAD_MINUTES": "0",
     }
+    # OTEL_EXPORTER_OTLP_ENDPOINT=... runs the same test with tracing on in every process.
+    env.update({k: v for k, v in os.environ.items() if k.startswith("OTEL_")})
     running = Cluster(env, tmp_path)
     try:
         yield running

@@ -140,7 +140,9 @@ def spans() -> Any:
     if telemetry.enabled():
         pytest.skip("tracing was already configured in this process")
     assert telemetry.configure_tracing("lrm-test", exporter=exporter)
-    return exporter
+    yield exporter
+    # Containers built by later tests in this session must not wrap their adapters.
+    telemetry._configured = False
 
 
 def test_tracing_is_off_without_an_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -217,3 +219,23 @@ def emit_lines() -> None:
     logging.getLogger("processors.scheduler").warning("placing %s on %s", INSTANCE_ID, WORKER_ID)
     with telemetry.span("scheduler.pass"):
         logging.getLogger("processors.scheduler").info("nothing named here")
+
+
+def test_adapter_calls_are_spans_and_attributes_pass_through(spans: Any) -> None:
+    spans.clear()
+
+    class Cloud:
+        region = "us-east-1"
+
+        async def launch(self, worker_id: str) -> str:
+            return f"i-{worker_id}"
+
+        def describe(self) -> str:
+            return "simulated"
+
+    cloud = telemetry.traced_adapter(Cloud(), "cloud")
+    assert asyncio.run(cloud.launch("w1")) == "i-w1"
+    assert cloud.describe() == "simulated" and cloud.region == "us-east-1"
+    finished = spans.get_finished_spans()
+    assert [s.name for s in finished] == ["cloud.launch", "cloud.describe"]
+    assert finished[0].attributes["lrm.external"] == "cloud"
