@@ -127,3 +127,48 @@ def test_postgres_lease_has_one_holder_and_is_freed_with_its_session(postgres_ur
     finally:
         first.release()
         second.release()
+
+
+def _wait(predicate: object, timeout: float = 30.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.postgres
+def test_only_the_lease_holder_runs_the_instance_controller(tmp_path: object, postgres_database: str) -> None:
+    """Two controllers at once could both import a lab for the same instance: with two
+    ``instances`` replicas on one database exactly one runs it; when it goes, the other does."""
+    from pathlib import Path
+
+    from api.container import Container
+    from api.settings import Settings
+
+    def replica(name: str) -> Container:
+        return Container(Settings(data_dir=Path(str(tmp_path)) / name, store="postgres", store_url=postgres_database,
+                                  tokens="admin:adm", processors=True, lease_retry_seconds=0.2),
+                         roles=frozenset({"instances"}))
+
+    first, second = replica("a"), replica("b")
+    first.start()
+    second.start()
+    try:
+        def running() -> list[Container]:
+            return [c for c in (first, second) if c.instance_controller and c.instance_controller.running]
+
+        assert _wait(lambda: len(running()) == 1)
+        leader = running()[0]
+        standby = second if leader is first else first
+        assert standby.lease_status() == {"instances": "standby"}
+        assert leader.lease_status() == {"instances": "active"}
+        leader.stop()  # releases the lease
+        assert _wait(lambda: standby.instance_controller.running)  # type: ignore[union-attr]
+        assert standby.lease_status() == {"instances": "active"}
+    finally:
+        first.stop()
+        second.stop()
