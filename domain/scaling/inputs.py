@@ -10,27 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import Enum
 from types import MappingProxyType
 from typing import Any
 
 from domain.errors import InvalidInput
 from domain.ledger import Reservation
 from domain.resources import Resources
-
-
-class WorkerState(str, Enum):
-    PENDING = "PENDING"
-    PROVISIONING = "PROVISIONING"
-    RUNNING = "RUNNING"
-    DRAINING = "DRAINING"
-    STOPPING = "STOPPING"
-    STOPPED = "STOPPED"
-    TERMINATED = "TERMINATED"
-    FAILED = "FAILED"
-
-    def __str__(self) -> str:
-        return self.value
+from domain.worker import WorkerState  # one life cycle: the autoscaler sees the aggregate's states
 
 
 # Capacity that exists or is on its way (counted from its expected ready time).

@@ -18,13 +18,13 @@ from datetime import datetime, timedelta
 from domain.errors import InvalidInput
 from domain.instance import InstanceState, LabletInstance
 from domain.scaling import DemandItem, FleetWorker, TemplateOffer
+from domain.scaling.inputs import GONE_STATES
 from domain.timeslot import hold_window
 from domain.worker import Worker, WorkerState
 from domain.worker_template import WorkerTemplate
 
 S = InstanceState
 LIVING_ON_WORKER = frozenset({S.INSTANTIATING, S.READY, S.RUNNING, S.COLLECTING, S.GRADING, S.STOPPING, S.STOPPED})
-GONE_WORKERS = frozenset({WorkerState.TERMINATED, WorkerState.FAILED})
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def take_snapshot(
             living.setdefault(instance.worker_id, []).append(instance.id)
     fleet: list[FleetWorker] = []
     for worker in workers:
-        if worker.state in GONE_WORKERS:
+        if worker.state in GONE_STATES:
             if worker.state is WorkerState.TERMINATED:
                 finished.append(worker.id)
             continue
