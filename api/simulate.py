@@ -29,7 +29,6 @@ from processors.simulation import Simulation, SimulationResult, SimulationSettin
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TEMPLATES = ROOT / "config" / "worker-templates.yaml"
 POLICIES = ("default", "reactive", "static")
-SIMULATION_CACHE = 100_000  # aggregates kept by the store of a simulation (see open_store)
 
 
 class MemoryArtifacts:
@@ -77,39 +76,15 @@ def templates_for(workload: Workload, path: Path = DEFAULT_TEMPLATES) -> list[Wo
     return parse_templates_yaml(path.read_text())
 
 
-def open_store(url: str | None, *, aggregate_cache: int = 0) -> Any:
-    """``None``/``memory`` → in-memory; ``sqlite:PATH``; ``postgresql://…`` (a scratch schema is the caller's job).
-
-    ``aggregate_cache``: keep up to this many aggregates in the library's cache (0: off). A
-    simulation is the only writer of its store, so the cache stays exact, and it spares the
-    controllers replaying a worker's whole day of reservations on every ``get``.
-    """
-    with _library_env({"AGGREGATE_CACHE_MAXSIZE": str(aggregate_cache)} if aggregate_cache else {}):
-        if url in (None, "", "memory"):
-            return open_event_store("memory")
-        if url.startswith("sqlite:"):
-            return open_event_store("sqlite", sqlite_path=Path(url.removeprefix("sqlite:").removeprefix("//")))
-        if url.startswith(("postgres://", "postgresql://")):
-            return open_event_store("postgres", postgres_url=url)
+def open_store(url: str | None) -> Any:
+    """``None``/``memory`` → in-memory; ``sqlite:PATH``; ``postgresql://…`` (a scratch schema is the caller's job)."""
+    if url in (None, "", "memory"):
+        return open_event_store("memory")
+    if url.startswith("sqlite:"):
+        return open_event_store("sqlite", sqlite_path=Path(url.removeprefix("sqlite:").removeprefix("//")))
+    if url.startswith(("postgres://", "postgresql://")):
+        return open_event_store("postgres", postgres_url=url)
     raise ValueError(f"store URL {url!r}: use memory, sqlite:PATH or postgresql://...")
-
-
-@contextmanager
-def _library_env(values: dict[str, str]) -> Iterator[None]:
-    """The eventsourcing library reads its options from the environment when an application
-    is built: set them for that moment only."""
-    import os
-
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def build_simulation(workload: Workload, *, policy: str = "default", store: Any = None,
@@ -119,8 +94,7 @@ def build_simulation(workload: Workload, *, policy: str = "default", store: Any 
                            jitter=workload.cloud.jitter, seed=workload.seed)
     cml = SimulatedCml(SimulatedCmlSettings(time_scale=0, poll_interval_seconds=0, seed=workload.seed))
     settings = replace(settings or SimulationSettings(), policy=policy)
-    store = store if store is not None else open_store(None, aggregate_cache=SIMULATION_CACHE)
-    return Simulation(workload, store=store, clock=clock,
+    return Simulation(workload, store=store if store is not None else open_event_store("memory"), clock=clock,
                       cloud=cloud, cml=cml, artifacts=MemoryArtifacts(), templates=templates_for(workload),
                       settings=settings)
 
@@ -128,7 +102,7 @@ def build_simulation(workload: Workload, *, policy: str = "default", store: Any 
 def run_simulation(workload: Workload, *, policy: str = "default", store_url: str | None = None,
                    settings: SimulationSettings | None = None,
                    progress: Callable[[datetime, float], None] | None = None) -> SimulationResult:
-    store = open_store(store_url, aggregate_cache=SIMULATION_CACHE)
+    store = open_store(store_url)
     try:
         simulation = build_simulation(workload, policy=policy, store=store, settings=settings)
         started, cpu = time.perf_counter(), time.process_time()

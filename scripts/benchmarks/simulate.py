@@ -27,7 +27,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from api.simulate import SIMULATION_CACHE, open_store, quiet_processors, read_workload, run_simulation
+from api.simulate import open_store, quiet_processors, read_workload, run_simulation
 from processors.simulation import KpiCollector, SimulationSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +42,7 @@ VARIANTS: list[tuple[str, str, dict[str, Any]]] = [
 
 def speed(scale: float, store_url: str | None) -> dict[str, Any]:
     workload = read_workload(ROOT / "workloads" / "day-10k.yaml", scale=scale)
-    store = open_store(store_url, aggregate_cache=SIMULATION_CACHE)
+    store = open_store(store_url)
     try:
         from api.simulate import build_simulation
 
