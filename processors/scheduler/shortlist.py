@@ -34,8 +34,9 @@ from datetime import datetime, timedelta, timezone
 from domain.placement import PlacementDecision, PlacementPipeline, PlacementRequest, WorkerCandidate
 from domain.placement.decision import PLACED
 from domain.placement.plugins.scores.bin_packing import BinPacking
+from domain.resources import TOLERANCE
 
-BUCKET = timedelta(hours=1)
+BUCKET = timedelta(minutes=15)  # the booking grid: aligned windows are unions of buckets
 _BUCKET_SECONDS = BUCKET.total_seconds()
 #: a score is rounded to 4 decimals: it may exceed the unrounded bound by half a step
 _ROUNDING = 0.00005 + 1e-9
@@ -73,22 +74,21 @@ def _buckets(start: datetime, end: datetime) -> range:
     return range(_bucket(start), math.floor((end.timestamp() - 1e-6) / _BUCKET_SECONDS) + 1)
 
 
-def hourly_ratios(candidate: WorkerCandidate) -> dict[int, tuple[float, float, float]] | None:
-    """Per hour with holds: peak cpu, memory and node ratios. None: never prune this worker."""
+def bucket_peaks(candidate: WorkerCandidate) -> dict[int, tuple[float, float, int]] | None:
+    """Per bucket with holds: peak cpu, memory and nodes. None: never prune this worker."""
     ledger = candidate.ledger
     capacity = ledger.capacity
-    limit = candidate.node_limit
-    if capacity.cpu_cores <= 0 or capacity.memory_gb <= 0 or limit <= 0:
+    if capacity.cpu_cores <= 0 or capacity.memory_gb <= 0 or candidate.node_limit <= 0:
         return None
-    hours: set[int] = set()
+    buckets: set[int] = set()
     for reservation in ledger.reservations():
-        hours.update(_buckets(reservation.hold_start, reservation.hold_end))
-    ratios = {}
-    for hour in hours:
-        start = datetime.fromtimestamp(hour * _BUCKET_SECONDS, tz=timezone.utc)
+        buckets.update(_buckets(reservation.hold_start, reservation.hold_end))
+    peaks = {}
+    for bucket in buckets:
+        start = datetime.fromtimestamp(bucket * _BUCKET_SECONDS, tz=timezone.utc)
         peak, nodes = ledger.peak(start, start + BUCKET)
-        ratios[hour] = (peak.cpu_cores / capacity.cpu_cores, peak.memory_gb / capacity.memory_gb, nodes / limit)
-    return ratios
+        peaks[bucket] = (peak.cpu_cores, peak.memory_gb, nodes)
+    return peaks
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,13 @@ class _Worker:
     candidate: WorkerCandidate
     tie: Tie
     group: Group
-    ratios: dict[int, tuple[float, float, float]] | None
+    peaks: dict[int, tuple[float, float, int]] | None
+
+    def largest_ratio(self, bucket: int) -> float:
+        assert self.peaks is not None
+        cpu, memory, nodes = self.peaks[bucket]
+        _, capacity_cpu, capacity_memory, limit = self.group
+        return max(cpu / capacity_cpu, memory / capacity_memory, nodes / limit)
 
 
 class ShortlistFleet:
@@ -113,28 +119,28 @@ class ShortlistFleet:
 
     def update(self, candidate: WorkerCandidate) -> None:
         self.remove(candidate.worker_id)
-        worker = _Worker(candidate, tie_key(candidate), group_key(candidate), hourly_ratios(candidate))
+        worker = _Worker(candidate, tie_key(candidate), group_key(candidate), bucket_peaks(candidate))
         self._workers[candidate.worker_id] = worker
-        if worker.ratios is None:
+        if worker.peaks is None:
             bisect.insort(self._never.setdefault(worker.group, []), worker.tie)
             return
         bisect.insort(self._zero.setdefault(worker.group, []), worker.tie)
-        for hour, ratios in worker.ratios.items():
-            bisect.insort(self._hours.setdefault((worker.group, hour), []), (-max(ratios), worker.tie))
+        for bucket in worker.peaks:
+            bisect.insort(self._hours.setdefault((worker.group, bucket), []), (-worker.largest_ratio(bucket), worker.tie))
 
     def remove(self, worker_id: str) -> None:
         worker = self._workers.pop(worker_id, None)
         if worker is None:
             return
-        if worker.ratios is None:
+        if worker.peaks is None:
             _delete(self._never[worker.group], worker.tie)
             return
         _delete(self._zero[worker.group], worker.tie)
-        for hour, ratios in worker.ratios.items():
-            entries = self._hours[(worker.group, hour)]
-            _delete(entries, (-max(ratios), worker.tie))
+        for bucket in worker.peaks:
+            entries = self._hours[(worker.group, bucket)]
+            _delete(entries, (-worker.largest_ratio(bucket), worker.tie))
             if not entries:
-                del self._hours[(worker.group, hour)]
+                del self._hours[(worker.group, bucket)]
 
     def walk(self, request: PlacementRequest) -> Iterator[tuple[float, _Worker, float]]:
         """Acceptable workers by walk bound, best first: (walk bound, worker, share)."""
@@ -191,15 +197,36 @@ def _bound(ratio: float, share: float) -> float:
     return 100.0 * min(1.0, ratio + share) + _ROUNDING
 
 
-def _tight_bound(worker: _Worker, request: PlacementRequest, share: float) -> float:
-    if worker.ratios is None:
-        return math.inf
-    cpu = memory = nodes = 0.0
-    for hour in _buckets(request.hold_start, request.hold_end):
-        ratios = worker.ratios.get(hour)
-        if ratios is not None:
-            cpu, memory, nodes = max(cpu, ratios[0]), max(memory, ratios[1]), max(nodes, ratios[2])
-    return _bound((cpu + memory + nodes) / 3, share)
+def _window_peaks(worker: _Worker, request: PlacementRequest) -> tuple[float, float, int]:
+    """Per field, the largest bucket peak over the buckets the window touches (an upper
+    bound of the window's peak; equal to it when the window is a union of buckets)."""
+    assert worker.peaks is not None
+    cpu = memory = 0.0
+    nodes = 0
+    for bucket in _buckets(request.hold_start, request.hold_end):
+        peaks = worker.peaks.get(bucket)
+        if peaks is not None:
+            cpu, memory, nodes = max(cpu, peaks[0]), max(memory, peaks[1]), max(nodes, peaks[2])
+    return cpu, memory, nodes
+
+
+def _aligned(request: PlacementRequest) -> bool:
+    return request.hold_start.timestamp() % _BUCKET_SECONDS == 0 and request.hold_end.timestamp() % _BUCKET_SECONDS == 0
+
+
+def _surely_too_full(worker: _Worker, request: PlacementRequest, peaks: tuple[float, float, int]) -> bool:
+    """The window's exact peak plus the request exceeds the capacity (aligned windows only),
+    by more than the policy's own tolerance: the policy would reject this worker too."""
+    _, cpu, memory, limit = worker.group
+    wanted = request.requirements
+    margin = TOLERANCE + 1e-6
+    return (peaks[0] + wanted.cpu_cores > cpu + margin or peaks[1] + wanted.memory_gb > memory + margin
+            or peaks[2] + request.node_count > limit)
+
+
+def _tight_bound(worker: _Worker, peaks: tuple[float, float, int], share: float) -> float:
+    _, cpu, memory, limit = worker.group
+    return _bound((peaks[0] / cpu + peaks[1] / memory + peaks[2] / limit) / 3, share)
 
 
 def shortlist_decide(
@@ -233,16 +260,20 @@ def shortlist_decide(
         chunk.clear()
         size = CHUNK
 
+    aligned = _aligned(request)
     for bound, worker, share in fleet.walk(request):
-        if best is None:
-            if len(candidates) >= MAX_WITHOUT_FIT:
-                return None
-        else:
-            if bound < best[0]:
-                break  # no one left can reach the best score
-            tight = _tight_bound(worker, request, share)
-            if tight < best[0] or (tight < best[0] + _STEP and worker.tie > best[1]):
-                continue  # cannot beat the best, or could only tie and would lose the tie-break
+        if best is not None and bound < best[0]:
+            break  # no one left can reach the best score
+        if best is None and len(candidates) + len(chunk) >= MAX_WITHOUT_FIT:
+            return None
+        if worker.peaks is not None:
+            peaks = _window_peaks(worker, request)
+            if aligned and _surely_too_full(worker, request, peaks):
+                continue  # the policy would reject it for capacity: not worth evaluating
+            if best is not None:
+                tight = _tight_bound(worker, peaks, share)
+                if tight < best[0] or (tight < best[0] + _STEP and worker.tie > best[1]):
+                    continue  # cannot beat the best, or could only tie and would lose the tie-break
         chunk.append(worker)
         if len(chunk) >= size:
             evaluate()

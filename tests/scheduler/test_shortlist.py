@@ -74,9 +74,10 @@ def test_the_shortlist_chooses_what_the_whole_fleet_decision_chooses(workers: li
 
 
 def test_a_worker_that_can_beat_the_best_by_less_than_a_point_is_still_evaluated() -> None:
-    """The walk meets a worker busy earlier in the same hour first (high bound, empty window),
-    then one slightly busy in the window itself (lower bound, higher score): it must win."""
-    window = (T0 + timedelta(hours=4, minutes=30), T0 + timedelta(hours=5))
+    """The walk meets a worker busy just before the window in a bucket the window touches
+    (high bound, empty window), then one slightly busy in the window itself (lower bound,
+    higher score): it must win. The window is off the 15-minute grid (like ASAP holds)."""
+    window = (T0 + timedelta(hours=4, minutes=35), T0 + timedelta(hours=5, minutes=5))
 
     def worker(n: int, *holds: tuple[tuple, float, int]) -> WorkerCandidate:
         ledger = ReservationLedger(Resources(16, 64, 500), 20, (2000, 2009))
@@ -86,7 +87,7 @@ def test_a_worker_that_can_beat_the_best_by_less_than_a_point_is_still_evaluated
                                None, ledger)
 
     decoys = [worker(n, (window, 16, 1)) for n in range(3)]  # full in the window: bound 100, rejected
-    earlier = worker(3, ((T0 + timedelta(hours=4), window[0]), 12, 10))  # same hour, before the window
+    earlier = worker(3, ((T0 + timedelta(hours=4, minutes=20), window[0]), 12, 10))  # ends as the window starts
     slightly_busier = worker(4, (window, 0.16, 0))  # +2/3 of a point in the window itself
     request = PlacementRequest(
         instance_id="LabletInstance-x", requirements=Resources(2, 8, 10), node_count=2,
