@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
+from adapters.eventstore.readmodel_common import ReadModelStoreBase, page_of
 from processors.ports.readmodels import (
     Checkpoint,
     Document,
@@ -23,7 +24,6 @@ from processors.ports.readmodels import (
     check_fields,
     decode_cursor,
     dumps,
-    encode_cursor,
     index_value,
     iter_where,
 )
@@ -90,10 +90,10 @@ class MemoryTx:
         self._store._apply(self._writes, self._checkpoints)  # noqa: SLF001
 
 
-class MemoryReadModelStore:
+class MemoryReadModelStore(ReadModelStoreBase):
     def __init__(self) -> None:
+        super().__init__()
         self._lock = threading.RLock()
-        self._tables: dict[str, Table] = {}
         self._data: dict[str, dict[str, str]] = {}
         self._checkpoints: dict[str, Checkpoint] = {}
 
@@ -107,15 +107,6 @@ class MemoryReadModelStore:
         with self._lock:
             for spec in tables:
                 self._data.pop(spec.name, None)
-
-    def table(self, name: str) -> Table:
-        try:
-            return self._tables[name]
-        except KeyError:
-            raise KeyError(f"read-model table {name!r} is not declared (ensure_tables)") from None
-
-    def transaction(self) -> AbstractContextManager[ReadModelTx]:
-        return self._transaction()
 
     @contextmanager
     def _transaction(self) -> Iterator[ReadModelTx]:
@@ -140,11 +131,7 @@ class MemoryReadModelStore:
         limit: int = 100,
         after: str | None = None,
     ) -> Page:
-        selected = self._select(table, self._rows(table), where, order_by, descending, after)
-        page = selected[:limit]
-        more = len(selected) > limit
-        cursor = encode_cursor(page[-1][1], page[-1][2]) if more and page else None
-        return Page([doc for doc, _s, _k in page], cursor)
+        return page_of(self._select(table, self._rows(table), where, order_by, descending, after), limit)
 
     def count(self, table: str, where: Where | None = None) -> int:
         return len(self._select(table, self._rows(table), where, None, False, None))
@@ -156,14 +143,6 @@ class MemoryReadModelStore:
     def checkpoints(self) -> dict[str, Checkpoint]:
         with self._lock:
             return dict(self._checkpoints)
-
-    def load_checkpoint(self, name: str) -> int:
-        found = self.checkpoint(name)
-        return found.position if found else 0
-
-    def save_checkpoint(self, name: str, position: int) -> None:
-        with self.transaction() as tx:
-            tx.save_checkpoint(name, position)
 
     def close(self) -> None:
         pass

@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.eventstore.readmodel_common import ReadModelStoreBase, page_of
 from processors.ports.readmodels import (
     Checkpoint,
     Document,
@@ -25,7 +26,6 @@ from processors.ports.readmodels import (
     check_fields,
     decode_cursor,
     dumps,
-    encode_cursor,
     index_value,
     iter_where,
 )
@@ -158,11 +158,8 @@ class SqlTx:
         self._execute(f"DELETE FROM {d.checkpoints} WHERE name = {d.placeholder}", [name])
 
 
-class SqlReadModelStore(ABC):
+class SqlReadModelStore(ReadModelStoreBase, ABC):
     dialect: Dialect
-
-    def __init__(self) -> None:
-        self._tables: dict[str, Table] = {}
 
     # -- connections (per backend) ----------------------------------------------------
     @abstractmethod
@@ -210,15 +207,6 @@ class SqlReadModelStore(ABC):
             for spec in tables:
                 execute(f"DROP TABLE IF EXISTS {self.dialect.table(spec.name)}", [])
 
-    def table(self, name: str) -> Table:
-        try:
-            return self._tables[name]
-        except KeyError:
-            raise KeyError(f"read-model table {name!r} is not declared (ensure_tables)") from None
-
-    def transaction(self) -> AbstractContextManager[ReadModelTx]:
-        return self._transaction()
-
     @contextmanager
     def _transaction(self) -> Iterator[ReadModelTx]:
         with self._write() as (execute, execute_many):
@@ -242,10 +230,7 @@ class SqlReadModelStore(ABC):
     ) -> Page:
         with self._read() as execute:
             rows = self._select(execute, table, where, order_by, descending, limit + 1, after)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        cursor = encode_cursor(rows[-1][1], rows[-1][2]) if more and rows else None
-        return Page([doc for doc, _s, _k in rows], cursor)
+        return page_of(rows, limit)
 
     def count(self, table: str, where: Where | None = None) -> int:
         spec = self.table(table)
@@ -268,14 +253,6 @@ class SqlReadModelStore(ABC):
         with self._read() as execute:
             rows = execute(f"SELECT name, position, version FROM {self.dialect.checkpoints}", [])
         return {r[0]: Checkpoint(r[0], int(r[1]), int(r[2])) for r in rows}
-
-    def load_checkpoint(self, name: str) -> int:
-        found = self.checkpoint(name)
-        return found.position if found else 0
-
-    def save_checkpoint(self, name: str, position: int) -> None:
-        with self.transaction() as tx:
-            tx.save_checkpoint(name, position)
 
     # -- SQL building --------------------------------------------------------------------
     def _get(self, execute: Execute, table: str, key: str) -> Document | None:
