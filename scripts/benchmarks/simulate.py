@@ -11,8 +11,8 @@
   on-time starts (target ≥ 99.9 %), worker-hours and their ratio to the lower bound
   (target ≤ 1.15); the default should beat ``reactive`` on on-time starts and ``static`` on cost.
 
-``--quick`` scales the generated bookings (day-10k to 10 %, the fleet-cost workloads to
-50 %); ``--tiny`` to a handful (CI smoke). Numbers are reported, never asserted.
+``--quick`` scales the generated bookings (day-10k to 5 %, the fleet-cost workloads to
+25 %); ``--tiny`` to a handful (CI smoke). Numbers are reported, never asserted.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def main() -> int:
     parser.add_argument("--skip-cost", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    day_scale, cost_scale = (0.01, 0.05) if args.tiny else (0.1, 0.5) if args.quick else (1.0, 1.0)
+    day_scale, cost_scale = (0.01, 0.05) if args.tiny else (0.05, 0.25) if args.quick else (1.0, 1.0)
     out: dict[str, Any] = {}
     if not args.skip_speed:
         row = speed(day_scale, args.store)
