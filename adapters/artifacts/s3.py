@@ -7,16 +7,15 @@ loop (or with ``async with``) and belongs to that loop; synchronous callers go t
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
-from contextlib import AsyncExitStack, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
-from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession, get_session
+from aiobotocore.session import AioSession
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters.artifacts.s3_settings import S3Settings
+from adapters.aws_session import LazyAwsClient
 from processors.ports.artifacts import (
     ArtifactError,
     ArtifactNotFound,
@@ -35,10 +34,13 @@ class S3ArtifactStore(BaseArtifactStore):
         self.settings = settings or S3Settings()
         self.bucket = self.settings.bucket
         self.prefix = self.settings.prefix
-        self._session = session or get_session()
-        self._stack: AsyncExitStack | None = None
-        self._client: Any = None
-        self._open_lock = asyncio.Lock()
+        self._aws = LazyAwsClient(
+            "s3",
+            self.settings,
+            session,
+            config={"s3": {"addressing_style": self.settings.addressing_style}},
+            on_open=self._ensure_bucket if self.settings.create_bucket else None,
+        )
 
     async def __aenter__(self) -> S3ArtifactStore:
         await self._s3()
@@ -48,9 +50,7 @@ class S3ArtifactStore(BaseArtifactStore):
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._stack is not None:
-            stack, self._stack, self._client = self._stack, None, None
-            await stack.aclose()
+        await self._aws.aclose()
 
     def uri_for(self, key: str) -> str:
         return f"s3://{self.bucket}/{self.prefix}{validate_key(key)}"
@@ -104,36 +104,7 @@ class S3ArtifactStore(BaseArtifactStore):
         return self.prefix + validate_key(uri_or_key)
 
     async def _s3(self) -> Any:
-        if self._client is not None:
-            return self._client
-        async with self._open_lock:
-            if self._client is None:
-                s = self.settings
-                stack = AsyncExitStack()
-                try:
-                    client = await stack.enter_async_context(
-                        self._session.create_client(
-                            "s3",
-                            region_name=s.region,
-                            endpoint_url=s.endpoint_url,
-                            aws_access_key_id=s.access_key_id,
-                            aws_secret_access_key=s.secret_access_key,
-                            aws_session_token=s.session_token,
-                            config=AioConfig(
-                                retries={"max_attempts": s.max_attempts, "mode": "standard"},
-                                connect_timeout=s.connect_timeout_seconds,
-                                read_timeout=s.read_timeout_seconds,
-                                s3={"addressing_style": s.addressing_style},
-                            ),
-                        )
-                    )
-                    if s.create_bucket:
-                        await self._ensure_bucket(client)
-                except BaseException:
-                    await stack.aclose()
-                    raise
-                self._client, self._stack = client, stack
-        return self._client
+        return await self._aws.get()
 
     async def _ensure_bucket(self, s3: Any) -> None:
         try:

@@ -18,13 +18,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Mapping
-from contextlib import AsyncExitStack
 from datetime import datetime
 from typing import Any
 
-from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession, get_session
+from aiobotocore.session import AioSession
 
+from adapters.aws_session import LazyAwsClient
 from adapters.cloud.ami import Image, ec2_name_filter, pick_image
 from adapters.cloud.ec2_errors import cloud_errors
 from adapters.cloud.ec2_settings import Ec2Settings
@@ -52,10 +51,7 @@ class Ec2Cloud:
     def __init__(self, settings: Ec2Settings | None = None, *, session: AioSession | None = None) -> None:
         self.settings = settings or Ec2Settings()
         self.region = self.settings.region
-        self._session = session or get_session()
-        self._stack: AsyncExitStack | None = None
-        self._client: Any = None
-        self._open_lock = asyncio.Lock()
+        self._aws = LazyAwsClient("ec2", self.settings, session)
         self._launch_locks: dict[str, asyncio.Lock] = {}
         self.page_size = 500  # describe_instances MaxResults (5..1000)
 
@@ -69,13 +65,10 @@ class Ec2Cloud:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._stack is not None:
-            stack, self._stack, self._client = self._stack, None, None
-            await stack.aclose()
+        await self._aws.aclose()
 
     async def _ec2(self) -> Any:
-        if self._client is not None:
-            return self._client
+        return await self._aws.get()
         async with self._open_lock:
             if self._client is None:
                 s = self.settings
