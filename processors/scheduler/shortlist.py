@@ -75,19 +75,35 @@ def _buckets(start: datetime, end: datetime) -> range:
 
 
 def bucket_peaks(candidate: WorkerCandidate) -> dict[int, tuple[float, float, int]] | None:
-    """Per bucket with holds: peak cpu, memory and nodes. None: never prune this worker."""
+    """Per bucket with holds: peak cpu, memory and nodes (one sweep over the holds' start
+    and end points). None: never prune this worker."""
     ledger = candidate.ledger
     capacity = ledger.capacity
     if capacity.cpu_cores <= 0 or capacity.memory_gb <= 0 or candidate.node_limit <= 0:
         return None
-    buckets: set[int] = set()
-    for reservation in ledger.reservations():
-        buckets.update(_buckets(reservation.hold_start, reservation.hold_end))
-    peaks = {}
-    for bucket in buckets:
-        start = datetime.fromtimestamp(bucket * _BUCKET_SECONDS, tz=timezone.utc)
-        peak, nodes = ledger.peak(start, start + BUCKET)
-        peaks[bucket] = (peak.cpu_cores, peak.memory_gb, nodes)
+    points: list[tuple[float, float, float, int]] = []
+    for r in ledger.reservations():
+        res = r.resources
+        points.append((r.hold_start.timestamp(), res.cpu_cores, res.memory_gb, r.nodes))
+        points.append((r.hold_end.timestamp(), -res.cpu_cores, -res.memory_gb, -r.nodes))
+    points.sort(key=lambda point: point[0])
+    peaks: dict[int, tuple[float, float, int]] = {}
+    cpu = memory = 0.0
+    nodes = 0
+    i, count = 0, len(points)
+    while i < count:
+        t = points[i][0]
+        while i < count and points[i][0] == t:  # an end and a start at t are back to back
+            cpu, memory, nodes = cpu + points[i][1], memory + points[i][2], nodes + points[i][3]
+            i += 1
+        if i == count or (cpu <= 0 and memory <= 0 and nodes <= 0):
+            continue
+        # usage is constant over [t, next point): raise the peak of every bucket it touches
+        last = math.floor((points[i][0] - 1e-6) / _BUCKET_SECONDS)
+        for bucket in range(math.floor(t / _BUCKET_SECONDS), last + 1):
+            old = peaks.get(bucket)
+            peaks[bucket] = (cpu, memory, nodes) if old is None else (
+                max(old[0], cpu), max(old[1], memory), max(old[2], nodes))
     return peaks
 
 

@@ -4,7 +4,10 @@ the policy does."""
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
+
+import pytest
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -101,3 +104,21 @@ def test_a_worker_that_can_beat_the_best_by_less_than_a_point_is_still_evaluated
     short = shortlist_decide(default_pipeline(), request, build_fleet(candidates))
     assert short is not None and short[0].chosen_worker_id == slightly_busier.worker_id
     assert short[0].candidates[:4] == [d.worker_id for d in decoys] + [earlier.worker_id]  # the order it was met
+
+
+@settings(max_examples=100, deadline=None)
+@given(spec=worker_st)
+def test_bucket_peaks_are_the_ledgers_peaks_per_bucket(spec: dict) -> None:
+    from datetime import datetime, timezone
+
+    from processors.scheduler.shortlist import BUCKET, bucket_peaks
+
+    worker = candidate(0, spec)
+    peaks = bucket_peaks(worker)
+    assert peaks is not None
+    for bucket, (cpu, memory, nodes) in peaks.items():
+        start = datetime.fromtimestamp(bucket * BUCKET.total_seconds(), tz=timezone.utc)
+        peak, peak_nodes = worker.ledger.peak(start, start + BUCKET)
+        assert (cpu, memory, nodes) == pytest.approx((peak.cpu_cores, peak.memory_gb, peak_nodes))
+    for r in worker.ledger.reservations():  # every bucket a hold touches is there
+        assert math.floor(r.hold_start.timestamp() / BUCKET.total_seconds()) in peaks
