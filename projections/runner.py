@@ -64,12 +64,14 @@ class ProjectionRunner:
         """
         reset: list[str] = []
         for projection in self.projections:
-            self.store.ensure_tables(projection.tables)
             stored = self.store.checkpoint(projection.name)
             if stored is None or stored.version != projection.version:
+                # Dropped before they are ensured: a new version may index a field (a new
+                # column) that the tables of the old version lack.
                 self._reset(projection)
                 reset.append(projection.name)
             else:
+                self.store.ensure_tables(projection.tables)
                 self._positions[projection.name] = stored.position
         return reset
 
