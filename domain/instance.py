@@ -73,6 +73,12 @@ TERMINATION_REASONS = frozenset({
 MAX_INSTANTIATION_RETRIES = 3
 
 
+class HoldEnded(Conflict):
+    """A command needs the instance's reservation, and the reservation has ended (409)."""
+
+    title = "Reservation ended"
+
+
 @dataclass(frozen=True)
 class ScoreReport:
     """A grader's verdict (``grading.session.completed``)."""
@@ -531,6 +537,10 @@ class LabletInstance(LrmAggregate):
     def retries_exhausted(self) -> bool:
         return self.retry_count >= MAX_INSTANTIATION_RETRIES
 
+    def holds_at(self, at: datetime) -> bool:
+        """Whether its reservation on the worker still holds at ``at`` (the hold ends at ``hold_end``)."""
+        return self.holds_capacity and self.hold_end is not None and at < self.hold_end
+
     def entered_at(self, state: InstanceState) -> datetime | None:
         """When the instance last entered ``state`` (None if it never did)."""
         return self.phase_times.get(InstanceState(state).value)
@@ -668,7 +678,13 @@ class LabletInstance(LrmAggregate):
                      restart=self.state is S.STOPPED)
 
     def restart(self, ctx: CommandContext, *, reason: str = "") -> None:
+        """STOPPED → RUNNING (``POST /start``), only while the hold taken at scheduling lasts:
+        after ``hold_end`` the worker's capacity and ports may belong to another booking."""
         self._require(S.RUNNING, "restart", sources=frozenset({S.STOPPED}))
+        if not self.holds_at(ctx.at):
+            ended = self.hold_end.isoformat() if self.hold_end else "before it was stopped"
+            raise HoldEnded(f"instance {self.id} cannot restart at {ctx.at.isoformat()}: "
+                            f"its reservation on worker {self.worker_id} ended {ended}")
         self._record(self.InstanceRestarted, ctx, reason=reason)
 
     def start_collection(self, ctx: CommandContext, *, trigger: str = "timeslot_end") -> None:
@@ -736,6 +752,6 @@ def expected_sources(target: InstanceState) -> frozenset[InstanceState]:
 
 
 __all__: Sequence[str] = (
-    "CAPACITY_HOLDING_STATES", "InstanceRequirements", "InstanceState", "LabletInstance",
+    "CAPACITY_HOLDING_STATES", "HoldEnded", "InstanceRequirements", "InstanceState", "LabletInstance",
     "MAX_INSTANTIATION_RETRIES", "ScoreReport", "TERMINATION_REASONS", "TRANSITIONS",
 )

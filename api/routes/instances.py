@@ -1,4 +1,4 @@
-"""``/instances``: request, list, read, drive (login, collect, stop, start), terminate, timeline, state-at.
+"""``/instances``: request, list, count, read, drive (login, collect, stop, start), terminate, timeline, state-at.
 
 Roles come from ``processors.commands.instances.ACTIONS`` (403 for a role that may never do
 it); ownership is checked after that: a ``user`` sees only instances it owns and a
@@ -18,6 +18,7 @@ from api.problems import ApiProblem
 from api.schemas import Cursor, Limit, paged
 from api.schemas.instances import (
     InstanceAcceptedOut,
+    InstanceCountsOut,
     InstanceOut,
     InstancePage,
     InstanceRequestIn,
@@ -156,6 +157,8 @@ def list_instances(
     owner_id: Annotated[str | None, Query(max_length=200)] = None,
     worker_id: Annotated[str | None, Query(max_length=200)] = None,
     definition: Annotated[str | None, Query(max_length=200, description="definition name")] = None,
+    reservation_id: Annotated[str | None, Query(max_length=200,
+                                                description="the booking system's reference, exactly")] = None,
     time_from: Annotated[AwareDatetime | None, Query(alias="from",
                                                      description="booking window ends after this")] = None,
     time_to: Annotated[AwareDatetime | None, Query(alias="to",
@@ -168,7 +171,8 @@ def list_instances(
     where: dict[str, Any] = {}
     if state:
         where["state"] = sorted({s.value for s in state})
-    for name, value in (("owner_id", owner_id), ("worker_id", worker_id), ("definition_name", definition)):
+    for name, value in (("owner_id", owner_id), ("worker_id", worker_id), ("definition_name", definition),
+                        ("reservation_id", reservation_id)):
         if value is not None:
             where[name] = value
     for name, value in caller(principal).scope().items():
@@ -179,6 +183,15 @@ def list_instances(
     page = paged(lambda: queries.list(where=where, time_from=time_from, time_to=time_to, limit=limit,
                                       cursor=cursor))
     return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+# Before ``/{instance_id}``, which would otherwise take "counts" for an id.
+@router.get("/counts", response_model=InstanceCountsOut, responses=READ_PROBLEMS,
+            summary="How many instances are in each state (all for admin/instructor, one's own otherwise)")
+def count_instances(request: Request, principal: Reader, _: ReadYourWrites) -> dict[str, Any]:
+    queries: InstanceQueries = get_container(request).instance_queries
+    by_state = queries.count_by_state(caller(principal).scope())
+    return {"by_state": by_state, "total": sum(by_state.values())}
 
 
 @router.get("/{instance_id}", response_model=InstanceOut, responses=READ_PROBLEMS, summary="Read one instance")

@@ -85,6 +85,11 @@ class InstancePage(BaseModel):
     next_cursor: str | None
 
 
+class InstanceCountsOut(BaseModel):
+    by_state: dict[str, int] = Field(description="every state, zeros included")
+    total: int
+
+
 class InstanceStateAtOut(BaseModel):
     as_of: datetime
     version: int = Field(description="stream version of the last event at or before as_of")

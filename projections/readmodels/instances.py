@@ -28,6 +28,7 @@ INSTANCES = Table(
         "worker_id": str,
         "definition_name": str,
         "slot_start": str,
+        "reservation_id": str,
     },
 )
 ORDER = "slot_start"  # lists are in booking order; ties by id
@@ -114,7 +115,7 @@ def instance_document(instance: LabletInstance, *, requested_by: str) -> Documen
 
 class InstancesProjection(Projection):
     name = "instances"
-    version = 2
+    version = 3  # 3: reservation_id indexed
     tables = (INSTANCES,)
 
     def handle(self, stored: StoredEvent, tx: ReadModelTx) -> None:
@@ -224,8 +225,12 @@ class InstanceQueries:
     def get(self, instance_id: str) -> Document | None:
         return self.store.get(INSTANCES.name, instance_id)
 
-    def count_by_state(self) -> dict[str, int]:
-        return {state.value: self.store.count(INSTANCES.name, {"state": state.value}) for state in InstanceState}
+    def count_by_state(self, where: Mapping[str, Any] | None = None) -> dict[str, int]:
+        """How many instances are in each state (every state, zeros included), among those
+        matching ``where`` (indexed fields, e.g. a caller's ``owner_id`` scope)."""
+        scope = dict(where or {})
+        return {state.value: self.store.count(INSTANCES.name, {**scope, "state": state.value})
+                for state in InstanceState}
 
     def list(
         self,

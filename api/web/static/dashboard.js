@@ -10,6 +10,7 @@
   const TRACK = 9; // px per overlapping booking in a Gantt lane
   let seen = 0; // the highest log position a panel refresh must reflect
   let instances = [];
+  let counts = { by_state: {}, total: 0 }; // from /instances/counts: every instance, not just the listed ones
   let stateFilter = null;
   let fleetWorkers = []; // the last fleet read, so the Gantt shows idle workers as empty lanes
 
@@ -149,16 +150,15 @@
       el("br"), el("small", { class: "muted" }, q.last_failure || "not tried yet"))) : el("li", { class: "muted" }, "empty"));
   }
 
-  // -- instances: counts by state and a filterable table -------------------------------
+  // -- instances: counts by state (the API counts them all) and a filterable table -------
   function renderInstances() {
-    const counts = Object.fromEntries(INSTANCE_STATES.map((s) => [s, 0]));
-    for (const i of instances) counts[i.state] = (counts[i.state] || 0) + 1;
+    const byState = counts.by_state;
     replace("state-counts", el("button", { type: "button", class: `chip${stateFilter ? "" : " on"}`,
-      onclick: () => { stateFilter = null; renderInstances(); } }, `all ${instances.length}`),
-    INSTANCE_STATES.filter((s) => counts[s]).map((s) => el("button", {
+      onclick: () => { stateFilter = null; renderInstances(); } }, `all ${counts.total}`),
+    INSTANCE_STATES.filter((s) => byState[s]).map((s) => el("button", {
       type: "button", class: `chip state-${s}${stateFilter === s ? " on" : ""}`, dataset: { state: s },
       onclick: () => { stateFilter = stateFilter === s ? null : s; renderInstances(); },
-    }, `${s} ${counts[s]}`)));
+    }, `${s} ${byState[s]}`)));
     const text = document.getElementById("instance-filter").value.trim().toLowerCase();
     const shown = instances.filter((i) => (!stateFilter || i.state === stateFilter) && (!text ||
       [i.id, i.state, i.owner_id, i.definition_name, i.worker_id, i.reservation_id].some((v) => v && String(v).toLowerCase().includes(text))));
@@ -172,7 +172,8 @@
   }
 
   async function loadInstances() {
-    const page = await all("/instances", since(), 4);
+    const [page, tally] = await Promise.all([all("/instances", since(), 4), api("/instances/counts", since())]);
+    counts = tally;
     // Live labs first, then the newest.
     const rank = (s) => (s === "TERMINATED" || s === "ARCHIVED" ? 1 : 0);
     instances = page.items.sort((a, b) => rank(a.state) - rank(b.state) || String(b.requested_at).localeCompare(String(a.requested_at)));
