@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from projections.backoff import Backoff
+from projections.daemon import DaemonThread
 from projections.events import StoredEvent
 from projections.ports import EventFeed
 
@@ -54,8 +55,7 @@ class Follower:
         self.batch_size = batch_size
         self._position = checkpoints.load_checkpoint(name)
         self._changed = threading.Condition()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._daemon = DaemonThread(f"follower-{name}", self._follow)
         self._subscription: object | None = None
         self.last_error: BaseException | None = None
         self.failures = 0
@@ -95,38 +95,32 @@ class Follower:
 
     # -- background use -----------------------------------------------------------------
     def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._follow, name=f"follower-{self.name}",
-                                        daemon=True)
-        self._thread.start()
+        self._daemon.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stopping.set()
-        subscription = self._subscription
-        if subscription is not None:
-            subscription.stop()  # type: ignore[attr-defined]
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._daemon.stop(timeout, wake=self._end_subscription)
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._daemon.running
+
+    def _end_subscription(self) -> None:
+        subscription = self._subscription
+        if subscription is not None:
+            subscription.stop()  # type: ignore[attr-defined]
 
     def _follow(self) -> None:
-        while not self._stopping.is_set():
+        while not self._daemon.stopping.is_set():
             try:
                 with self.events.subscribe(after=self._position, topics=self.topics) as sub:
                     self._subscription = sub
-                    while not self._stopping.is_set():
+                    while not self._daemon.stopping.is_set():
                         batch = sub.next_batch(timeout=self.idle_timeout)
                         if batch and not self._handle_batch(batch):
                             return  # stopping while an event kept failing
             except Exception:  # noqa: BLE001 - the feed failed: re-subscribe after a pause
                 log.exception("follower %s lost its subscription; re-subscribing", self.name)
-                self._stopping.wait(self.backoff.maximum)
+                self._daemon.stopping.wait(self.backoff.maximum)
             finally:
                 self._subscription = None
 
@@ -155,7 +149,7 @@ class Follower:
                             "retrying in %.2fs", self.name, event.stream_id, event.version,
                             event.position, attempt, delay,
                         )
-                        if self._stopping.wait(delay):
+                        if self._daemon.stopping.wait(delay):
                             return False
                 last_done = event
             return True

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 from projections.backoff import Backoff
+from projections.daemon import DaemonThread
 from projections.events import StoredEvent
 from projections.ports import EventFeed
 from projections.projection import Projection
@@ -50,8 +51,7 @@ class ProjectionRunner:
         self.idle_timeout = idle_timeout
         self._positions: dict[str, int] = {}
         self._changed = threading.Condition()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._daemon = DaemonThread("projections", self._follow)
         self._subscription: object | None = None
         self.last_error: BaseException | None = None
         self.failures = 0
@@ -81,22 +81,19 @@ class ProjectionRunner:
             return
         for name in self.prepare():
             log.info("projection %s is new or changed version: rebuilding", name)
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._follow, name="projections", daemon=True)
-        self._thread.start()
+        self._daemon.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stopping.set()
-        subscription = self._subscription
-        if subscription is not None:
-            subscription.stop()  # type: ignore[attr-defined]
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._daemon.stop(timeout, wake=self._end_subscription)
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._daemon.running
+
+    def _end_subscription(self) -> None:
+        subscription = self._subscription
+        if subscription is not None:
+            subscription.stop()  # type: ignore[attr-defined]
 
     # -- positions ------------------------------------------------------------------------
     def position(self, name: str | None = None) -> int:
@@ -187,14 +184,14 @@ class ProjectionRunner:
 
     def _follow(self) -> None:
         attempt = 0
-        while not self._stopping.is_set():
+        while not self._daemon.stopping.is_set():
             after = self.position()
             try:
                 with self.events.subscribe(after=after) as subscription:
                     self._subscription = subscription
-                    if self._stopping.is_set():
+                    if self._daemon.stopping.is_set():
                         break
-                    while not self._stopping.is_set():
+                    while not self._daemon.stopping.is_set():
                         batch = subscription.next_batch(timeout=self.idle_timeout)
                         for start in range(0, len(batch), self.batch_size):
                             chunk = batch[start : start + self.batch_size]
@@ -211,7 +208,7 @@ class ProjectionRunner:
                 delay = self.backoff.delay(attempt)
                 log.exception("projection batch failed (attempt %d), retrying in %.2fs",
                               attempt, delay)
-                self._stopping.wait(delay)
+                self._daemon.stopping.wait(delay)
             finally:
                 self._subscription = None
 

@@ -12,9 +12,9 @@ noticing the dead session: immediate when the process is killed).
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Protocol
 
+from processors.daemon import DaemonThread
 from processors.ports.lease import Lease
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,7 @@ class LeasedComponent:
         self.retry_interval = retry_interval
         self.check_interval = check_interval
         self._on_change = on_change
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._daemon = DaemonThread(f"lease-{lease.name}", self._main)
         self._active = False
         self.acquisitions = 0
 
@@ -57,28 +56,21 @@ class LeasedComponent:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._daemon.running
 
     def start(self) -> None:
-        if self.running:
-            return
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._main, name=f"lease-{self.name}", daemon=True)
-        self._thread.start()
+        self._daemon.start()
 
     def stop(self, timeout: float = 15.0) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._daemon.stop(timeout)
 
     def _main(self) -> None:
         try:
-            while not self._stopping.is_set():
+            while not self._daemon.stopping.is_set():
                 if not self._try_lead():
-                    self._stopping.wait(self.retry_interval)
+                    self._daemon.stopping.wait(self.retry_interval)
                     continue
-                while not self._stopping.wait(self.check_interval):
+                while not self._daemon.stopping.wait(self.check_interval):
                     if not self.lease.still_held():
                         log.warning("lease %s lost: stopping %s", self.name, self.name)
                         break

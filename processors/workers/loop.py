@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from projections.daemon import DaemonThread
 
 log = logging.getLogger(__name__)
 
@@ -37,28 +38,20 @@ class TickLoop:
         self.interval = interval
         self.poll = poll
         self._on_stop = on_stop
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._daemon = DaemonThread(name, self._main)
         self.ticks = 0
         self.failures = 0
         self.last_error: BaseException | None = None
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._daemon.running
 
     def start(self) -> None:
-        if self.running:
-            return
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._main, name=self.name, daemon=True)
-        self._thread.start()
+        self._daemon.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._daemon.stop(timeout)
 
     def _main(self) -> None:
         loop = asyncio.new_event_loop()
@@ -72,7 +65,7 @@ class TickLoop:
     async def _run(self) -> None:
         seen = -1
         last = 0.0
-        while not self._stopping.is_set():
+        while not self._daemon.stopping.is_set():
             try:
                 head = self._head()
             except Exception:  # noqa: BLE001 - the store is down: tick later
