@@ -540,9 +540,7 @@ class InstanceController:
             self._retry_later(instance.id, self.settings.worker_wait)
             return False
         try:
-            lab_id = instance.cml_lab_id or await self.cml.find_lab_by_title(endpoint, naming.lab_title(instance))
-            if lab_id is None:
-                raise CmlLabNotFound(endpoint.worker_id, naming.lab_title(instance))
+            lab_id = await self._running_lab(instance, endpoint)
             state = await self.cml.lab_state(endpoint, lab_id)
             if state.status is not LabStatus.STARTED:
                 await self.cml.start_lab(endpoint, lab_id)
@@ -561,9 +559,7 @@ class InstanceController:
             self._retry_later(instance.id, self.settings.worker_wait)
             return False
         try:
-            lab_id = instance.cml_lab_id or await self.cml.find_lab_by_title(endpoint, naming.lab_title(instance))
-            if lab_id is None:
-                raise CmlLabNotFound(endpoint.worker_id, naming.lab_title(instance))
+            lab_id = await self._running_lab(instance, endpoint)
             configs = await self.cml.node_configs(endpoint, lab_id)
             collected_at = self.clock.now()
             evidence = {
@@ -663,6 +659,13 @@ class InstanceController:
     async def _find_lab(self, instance: LabletInstance, endpoint: CmlEndpoint) -> str | None:
         """The instance's lab on CML, by title (the recorded id may be of a deleted attempt)."""
         return await self.cml.find_lab_by_title(endpoint, naming.lab_title(instance))
+
+    async def _running_lab(self, instance: LabletInstance, endpoint: CmlEndpoint) -> str:
+        """The lab of an instance past READY: its recorded id, else found by title."""
+        lab_id = instance.cml_lab_id or await self._find_lab(instance, endpoint)
+        if lab_id is None:
+            raise CmlLabNotFound(endpoint.worker_id, naming.lab_title(instance))
+        return lab_id
 
     # == reconciliation ===============================================================
     async def reconcile(self) -> ReconcileReport:
