@@ -23,21 +23,10 @@ from domain.worker_template import WorkerTemplateSpec
 from projections.events import StoredEvent
 from projections.projection import Projection
 from projections.readmodel import Document, ReadModelStore, ReadModelTx, Table
+from projections.readmodels.workers import STATE_AFTER
 
 FLEET_COST = Table("fleet_cost_workers", {"template_name": str})
 SCAN_PAGE = 500
-
-_STATE_AFTER: dict[type, WorkerState] = {
-    Worker.WorkerProvisioningStarted: WorkerState.PROVISIONING,
-    Worker.WorkerReady: WorkerState.RUNNING,
-    Worker.WorkerProvisioningFailed: WorkerState.FAILED,
-    Worker.DrainingStarted: WorkerState.DRAINING,
-    Worker.DrainCancelled: WorkerState.RUNNING,
-    Worker.WorkerStopping: WorkerState.STOPPING,
-    Worker.WorkerStopped: WorkerState.STOPPED,
-    Worker.WorkerRestartRequested: WorkerState.PROVISIONING,
-    Worker.WorkerTerminated: WorkerState.TERMINATED,
-}
 
 
 class FleetCostProjection(Projection):
@@ -70,7 +59,7 @@ class FleetCostProjection(Projection):
             _cut(holds, event.instance_id, at)
         elif isinstance(event, Worker.ReservationExtended) and event.instance_id in holds:
             holds[event.instance_id]["end"] = event.hold_end.isoformat()
-        state = _STATE_AFTER.get(type(event))
+        state = STATE_AFTER.get(type(event))
         if state is not None:
             doc["transitions"].append([at.isoformat(), state.value])
             if state is WorkerState.TERMINATED:

@@ -10,40 +10,18 @@ so the queue (state PENDING) reads FIFO by start time, with the last failure's s
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from domain.instance import InstanceState, LabletInstance
 from projections.events import StoredEvent
 from projections.projection import Projection
 from projections.readmodel import Document, Page, ReadModelStore, ReadModelTx, Table, decode_cursor
+from projections.readmodels.instances import STATE_AFTER, iso
 
 DECISIONS = Table("placement_decisions", {"instance_id": str, "position": int, "outcome": str, "owner_id": str})
 SCHEDULING = Table("scheduling_instances", {"state": str, "owner_id": str, "start": str})
 
 I = LabletInstance  # noqa: E741 - short alias for the event classes below
-
-_STATE_AFTER: dict[type, InstanceState] = {
-    I.InstanceScheduled: InstanceState.SCHEDULED,
-    I.InstanceRequeued: InstanceState.PENDING,
-    I.InstantiationStarted: InstanceState.INSTANTIATING,
-    I.InstanceReady: InstanceState.READY,
-    I.UserLoggedIn: InstanceState.RUNNING,
-    I.InstanceRestarted: InstanceState.RUNNING,
-    I.CollectionStarted: InstanceState.COLLECTING,
-    I.GradingStarted: InstanceState.GRADING,
-    I.GradingCompleted: InstanceState.STOPPING,
-    I.GradingFailed: InstanceState.STOPPING,
-    I.StopRequested: InstanceState.STOPPING,
-    I.InstanceStopped: InstanceState.STOPPED,
-    I.InstanceArchived: InstanceState.ARCHIVED,
-    I.InstanceTerminated: InstanceState.TERMINATED,
-}
-
-
-def utc(value: datetime | None) -> str | None:
-    """Fixed-width UTC ISO 8601, so the text index sorts like the instants."""
-    return None if value is None else value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def decision_key(instance_id: str, version: int) -> str:
@@ -65,8 +43,8 @@ class SchedulingProjection(Projection):
             tx.put(SCHEDULING.name, instance_id, {
                 "instance_id": instance_id, "state": InstanceState.PENDING.value, "owner_id": event.owner_id,
                 "definition_name": event.definition_name, "definition_version": event.definition_version,
-                "timeslot_start": utc(event.timeslot_start), "timeslot_end": utc(event.timeslot_end),
-                "requested_at": utc(event.timestamp), "queued_at": utc(event.timestamp), "start": utc(start),
+                "timeslot_start": iso(event.timeslot_start), "timeslot_end": iso(event.timeslot_end),
+                "requested_at": iso(event.timestamp), "queued_at": iso(event.timestamp), "start": iso(start),
                 "requirements": event.requirements, "worker_id": None, "last_failure": None,
                 "last_decision_position": None, "position": stored.position,
             })
@@ -82,18 +60,18 @@ class SchedulingProjection(Projection):
                 "event": event.event_name, "outcome": "placed" if placed else "unplaceable",
                 "worker_id": event.worker_id if placed else None,
                 "summary": None if placed else event.summary,
-                "occurred_at": utc(event.timestamp), "actor": event.metadata.get("actor", ""),
+                "occurred_at": iso(event.timestamp), "actor": event.metadata.get("actor", ""),
                 "position": stored.position, "version": stored.version, "decision": record,
             })
             doc["last_failure"] = None if placed else event.summary
             doc["last_decision_position"] = stored.position
-        state = _STATE_AFTER.get(type(event))
+        state = STATE_AFTER.get(type(event))
         if state is not None:
             doc["state"] = state.value
             if isinstance(event, I.InstanceScheduled):
                 doc["worker_id"] = event.worker_id
             elif isinstance(event, I.InstanceRequeued):
-                doc.update(worker_id=None, queued_at=utc(event.timestamp), last_failure=None)
+                doc.update(worker_id=None, queued_at=iso(event.timestamp), last_failure=None)
         doc["position"] = stored.position
         tx.put(SCHEDULING.name, instance_id, doc)
 

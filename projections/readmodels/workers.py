@@ -34,7 +34,8 @@ WORKER_EVENTS = Table("worker_events", {"worker_id": str})
 NOT_LIVE = frozenset({WorkerState.TERMINATED.value, WorkerState.FAILED.value})
 SCAN_PAGE = 500
 
-_STATE_AFTER: dict[type, WorkerState] = {
+# The state each event leaves the worker in (events not listed keep the state).
+STATE_AFTER: dict[type, WorkerState] = {
     Worker.WorkerProvisioningStarted: WorkerState.PROVISIONING,
     Worker.WorkerReady: WorkerState.RUNNING,
     Worker.WorkerProvisioningFailed: WorkerState.FAILED,
@@ -127,7 +128,7 @@ def _apply(doc: Document, event: Any) -> None:
             if reservation["instance_id"] == event.instance_id:
                 reservation["hold_end"] = event.hold_end
         return
-    state = _STATE_AFTER.get(type(event))
+    state = STATE_AFTER.get(type(event))
     if state is None:
         return  # an event that changes nothing shown here (still in the timeline)
     doc["state"] = state.value
