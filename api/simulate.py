@@ -76,14 +76,15 @@ def templates_for(workload: Workload, path: Path = DEFAULT_TEMPLATES) -> list[Wo
     return parse_templates_yaml(path.read_text())
 
 
-def open_store(url: str | None) -> Any:
-    """``None``/``memory`` → in-memory; ``sqlite:PATH``; ``postgresql://…`` (a scratch schema is the caller's job)."""
+def open_store(url: str | None, *, schema: str | None = None) -> Any:
+    """``None``/``memory`` → in-memory; ``sqlite:PATH``; ``postgresql://…`` in ``schema`` (created
+    if missing; a simulation wants an empty one: it registers its own templates and definitions)."""
     if url in (None, "", "memory"):
         return open_event_store("memory")
     if url.startswith("sqlite:"):
         return open_event_store("sqlite", sqlite_path=Path(url.removeprefix("sqlite:").removeprefix("//")))
     if url.startswith(("postgres://", "postgresql://")):
-        return open_event_store("postgres", postgres_url=url)
+        return open_event_store("postgres", postgres_url=url, schema=schema)
     raise ValueError(f"store URL {url!r}: use memory, sqlite:PATH or postgresql://...")
 
 
@@ -101,8 +102,9 @@ def build_simulation(workload: Workload, *, policy: str = "default", store: Any 
 
 def run_simulation(workload: Workload, *, policy: str = "default", store_url: str | None = None,
                    settings: SimulationSettings | None = None,
-                   progress: Callable[[datetime, float], None] | None = None) -> SimulationResult:
-    store = open_store(store_url)
+                   progress: Callable[[datetime, float], None] | None = None,
+                   schema: str | None = None) -> SimulationResult:
+    store = open_store(store_url, schema=schema)
     try:
         simulation = build_simulation(workload, policy=policy, store=store, settings=settings)
         started, cpu = time.perf_counter(), time.process_time()
@@ -175,17 +177,23 @@ def _progress_runner(label: str) -> tuple[Any, Callable[[datetime, float], None]
 
 def simulate_policies(workload: Workload, policies: Sequence[str], *, store_url: str | None = None,
                       settings: SimulationSettings | None = None, show_progress: bool = True,
-                      ) -> list[SimulationResult]:
+                      schema: str | None = None) -> list[SimulationResult]:
     results = []
     for policy in policies:
         if show_progress:
             bar, progress = _progress_runner(f"{workload.name} · {policy}")
             with bar:
                 results.append(run_simulation(workload, policy=policy, store_url=store_url, settings=settings,
-                                              progress=progress))
+                                              progress=progress, schema=_schema_for(schema, policy, len(policies))))
         else:
-            results.append(run_simulation(workload, policy=policy, store_url=store_url, settings=settings))
+            results.append(run_simulation(workload, policy=policy, store_url=store_url, settings=settings,
+                                          schema=_schema_for(schema, policy, len(policies))))
     return results
+
+
+def _schema_for(schema: str | None, policy: str, runs: int) -> str | None:
+    """One schema per policy when several runs share a PostgreSQL database."""
+    return f"{schema}_{policy}" if schema and runs > 1 else schema
 
 
 def print_results(results: Sequence[SimulationResult], *, actual: dict[str, Any] | None = None) -> None:
@@ -223,6 +231,7 @@ def register(cli: Any) -> None:
         compare: bool = typer.Option(False, "--compare", help="run default, reactive and static side by side"),
         report: Path | None = typer.Option(None, "--report", help="write an HTML report with plots"),
         store: str | None = typer.Option(None, help="memory (default), sqlite:PATH or postgresql://..."),
+        schema: str | None = typer.Option(None, help="PostgreSQL schema for --store (an empty one per run)"),
         scale: float = typer.Option(1.0, help="multiply generated booking counts (0.1 for a quick look)"),
         scaling: list[str] = typer.Option([], "--scaling", help="policy knob KEY=VALUE (minutes for durations), "
                                           "e.g. stop_between_reservations=true"),
@@ -238,7 +247,7 @@ def register(cli: Any) -> None:
             raise typer.BadParameter(str(error)) from None
         policies = POLICIES if compare else (policy,)
         results = simulate_policies(loaded, policies, store_url=store, settings=SimulationSettings(scaling=knobs),
-                                    show_progress=not as_json)
+                                    show_progress=not as_json, schema=schema)
         if as_json:
             typer.echo(results_json(results))
         else:
@@ -252,6 +261,7 @@ def register(cli: Any) -> None:
     @cli.command()
     def replay(
         store: str = typer.Option(..., "--store", help="the recorded store: sqlite:PATH or postgresql://..."),
+        schema: str | None = typer.Option(None, help="its PostgreSQL schema"),
         policy: str = typer.Option("default", help="the policy to re-run the demand under"),
         seed: int = typer.Option(0, help="seed of the simulated cloud and CML"),
         scaling: list[str] = typer.Option([], "--scaling", help="policy knob KEY=VALUE"),
@@ -262,7 +272,7 @@ def register(cli: Any) -> None:
         if policy not in POLICIES:
             raise typer.BadParameter(f"one of {', '.join(POLICIES)}", param_hint="--policy")
         try:
-            recorded = open_store(store)
+            recorded = open_store(store, schema=schema)
         except ValueError as error:
             raise typer.BadParameter(str(error), param_hint="--store") from None
         try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from api.simulate import build_simulation
 from domain.instance import InstanceState, LabletInstance
 from processors.simulation import Simulation, Workload
@@ -95,3 +97,18 @@ def test_a_booking_nothing_can_host_is_reported_never_ready(small: Workload) -> 
     _, kpis = _run(workload)
     assert kpis["never_ready"] == 1
     assert kpis["on_time"] == kpis["booked"] - 1
+
+
+@pytest.mark.postgres
+def test_postgres_backend_gives_the_same_log_as_memory(small: Workload, postgres_url: str,
+                                                       postgres_schema: str) -> None:
+    from api.simulate import open_store
+
+    in_memory, _ = _run(small)
+    store = open_store(postgres_url, schema=postgres_schema)
+    try:
+        on_postgres = build_simulation(small, store=store)
+        on_postgres.run()
+        assert _log(on_postgres) == _log(in_memory)
+    finally:
+        store.close()
