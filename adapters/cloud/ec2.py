@@ -69,27 +69,6 @@ class Ec2Cloud:
 
     async def _ec2(self) -> Any:
         return await self._aws.get()
-        async with self._open_lock:
-            if self._client is None:
-                s = self.settings
-                stack = AsyncExitStack()
-                self._client = await stack.enter_async_context(
-                    self._session.create_client(
-                        "ec2",
-                        region_name=s.region,
-                        endpoint_url=s.endpoint_url,
-                        aws_access_key_id=s.access_key_id,
-                        aws_secret_access_key=s.secret_access_key,
-                        aws_session_token=s.session_token,
-                        config=AioConfig(
-                            retries={"max_attempts": s.max_attempts, "mode": "standard"},
-                            connect_timeout=s.connect_timeout_seconds,
-                            read_timeout=s.read_timeout_seconds,
-                        ),
-                    )
-                )
-                self._stack = stack
-        return self._client
 
     # -- the port ---------------------------------------------------------------------
 
