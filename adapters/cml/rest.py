@@ -23,6 +23,7 @@ from urllib.parse import urljoin
 import httpx
 
 from adapters.cml.resilience import CircuitBreaker, RetryPolicy
+from adapters.cml.topology import main_configuration
 from processors.ports.cml import (
     CircuitOpen,
     CmlEndpoint,
@@ -347,9 +348,7 @@ def configuration_text(configuration: Any) -> str:
     if isinstance(configuration, str):
         return configuration
     if isinstance(configuration, list):
-        files = [item for item in configuration if isinstance(item, dict)]
-        main = [item for item in files if item.get("name") == "Main"] or files[:1]
-        return str(main[0].get("content") or "") if main else ""
+        return main_configuration(configuration)
     return ""
 
 

@@ -167,6 +167,13 @@ def _check_link_ends(nodes: tuple[NodeSpec, ...], links: tuple[LinkSpec, ...]) -
                 raise TopologyInvalid(f"Link {link.local_id}: interface {interface_id} is not on node {node_id}")
 
 
+def main_configuration(files: list[Any]) -> str:
+    """The text of a node's ``Main`` configuration file (else its first), from CML's list form."""
+    named = [item for item in files if isinstance(item, dict)]
+    main = [item for item in named if item.get("name") == "Main"] or named[:1]
+    return str(main[0].get("content") or "") if main else ""
+
+
 def _configuration_text(configuration: Any) -> str:
     """A node's configuration is a string, or a list of ``{name, content}`` files (CML ≥ 2.7)."""
     if configuration is None:
@@ -174,9 +181,7 @@ def _configuration_text(configuration: Any) -> str:
     if isinstance(configuration, str):
         return configuration
     if isinstance(configuration, list):
-        files = [item for item in configuration if isinstance(item, dict)]
-        main = [item for item in files if item.get("name") == "Main"] or files[:1]
-        return str(main[0].get("content") or "") if main else ""
+        return main_configuration(configuration)
     raise TopologyInvalid("configuration must be a string or a list of {name, content}")
 
 
