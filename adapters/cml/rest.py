@@ -15,7 +15,7 @@ import os
 import random
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin
@@ -23,6 +23,7 @@ from urllib.parse import urljoin
 import httpx
 
 from adapters.cml.resilience import CircuitBreaker, RetryPolicy
+from adapters.cml.timing import Clock, Sleep
 from adapters.cml.topology import main_configuration
 from processors.ports.cml import (
     CircuitOpen,
@@ -35,9 +36,6 @@ from processors.ports.cml import (
     LabStatus,
     NodeState,
 )
-
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.cml.resilience import RetryPolicy
 from adapters.cml.rest import CmlRestClient, CmlRestSettings
-from adapters.cml.simulated import Clock, SimulatedCml, SimulatedCmlSettings, Sleep
+from adapters.cml.simulated import SimulatedCml, SimulatedCmlSettings
+from adapters.cml.timing import Clock, Sleep
 from processors.ports.cml import CmlEndpoint, CmlGateway
 
 

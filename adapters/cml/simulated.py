@@ -14,10 +14,11 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from adapters.cml.lab_machine import LabMachine, LabRefused
+from adapters.cml.timing import Clock, Sleep
 from adapters.cml.topology import TopologyInvalid, parse_topology
 from processors.ports.cml import (
     CmlEndpoint,
@@ -28,9 +29,6 @@ from processors.ports.cml import (
     LabState,
     LabStatus,
 )
-
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass(frozen=True)
