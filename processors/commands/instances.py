@@ -29,6 +29,7 @@ from domain.instance import InstanceState, LabletInstance
 from domain.naming import validate_name
 from domain.timeslot import validate_timeslot
 from domain.worker import Worker
+from processors.aggregates import load_or_none
 from processors.retry import retry_on_conflict
 from projections.events import StoredEvent
 
@@ -368,11 +369,7 @@ class InstanceService:
         return events
 
     def _worker(self, worker_id: str) -> Worker | None:
-        try:
-            worker = self.store.get(worker_id)
-        except NotFound:
-            return None
-        return worker if isinstance(worker, Worker) else None
+        return load_or_none(self.store, worker_id, Worker)
 
     def _change(
         self, instance_id: str, caller: Caller, action: str, command: Callable[[LabletInstance], None]

@@ -49,6 +49,7 @@ from domain.errors import ConcurrencyConflict, InvalidInput, NotFound
 from domain.instance import InstanceState, LabletInstance
 from domain.lab_yaml import rewrite_ports
 from domain.worker import Worker, WorkerState
+from processors.aggregates import load_or_none
 from processors.follower import CheckpointStore
 from processors.instances import naming
 from processors.instances.policy import Outcome, Step, archive_due, next_look, scheduled_step, watchdog_deadline
@@ -733,20 +734,10 @@ class InstanceController:
 
     # == helpers ======================================================================
     def _load(self, instance_id: str) -> LabletInstance | None:
-        try:
-            instance = self.store.get(instance_id)
-        except NotFound:
-            return None
-        return instance if isinstance(instance, LabletInstance) else None
+        return load_or_none(self.store, instance_id, LabletInstance)
 
     def _worker(self, worker_id: str | None) -> Worker | None:
-        if not worker_id:
-            return None
-        try:
-            worker = self.store.get(worker_id)
-        except NotFound:
-            return None
-        return worker if isinstance(worker, Worker) else None
+        return load_or_none(self.store, worker_id, Worker)
 
     def _worker_info(self, worker_id: str | None) -> WorkerInfo | None:
         if not worker_id:
