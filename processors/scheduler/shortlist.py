@@ -213,16 +213,22 @@ def _bound(ratio: float, share: float) -> float:
     return 100.0 * min(1.0, ratio + share) + _ROUNDING
 
 
-def _window_peaks(worker: _Worker, request: PlacementRequest) -> tuple[float, float, int]:
+def _window_peaks(worker: _Worker, buckets: range) -> tuple[float, float, int]:
     """Per field, the largest bucket peak over the buckets the window touches (an upper
     bound of the window's peak; equal to it when the window is a union of buckets)."""
     assert worker.peaks is not None
+    get = worker.peaks.get
     cpu = memory = 0.0
     nodes = 0
-    for bucket in _buckets(request.hold_start, request.hold_end):
-        peaks = worker.peaks.get(bucket)
+    for bucket in buckets:
+        peaks = get(bucket)
         if peaks is not None:
-            cpu, memory, nodes = max(cpu, peaks[0]), max(memory, peaks[1]), max(nodes, peaks[2])
+            if peaks[0] > cpu:
+                cpu = peaks[0]
+            if peaks[1] > memory:
+                memory = peaks[1]
+            if peaks[2] > nodes:
+                nodes = peaks[2]
     return cpu, memory, nodes
 
 
@@ -277,13 +283,14 @@ def shortlist_decide(
         size = CHUNK
 
     aligned = _aligned(request)
+    window = _buckets(request.hold_start, request.hold_end)
     for bound, worker, share in fleet.walk(request):
         if best is not None and bound < best[0]:
             break  # no one left can reach the best score
         if best is None and len(candidates) + len(chunk) >= MAX_WITHOUT_FIT:
             return None
         if worker.peaks is not None:
-            peaks = _window_peaks(worker, request)
+            peaks = _window_peaks(worker, window)
             if aligned and _surely_too_full(worker, request, peaks):
                 continue  # the policy would reject it for capacity: not worth evaluating
             if best is not None:
