@@ -11,12 +11,16 @@ from eventsourcing.utils import Environment, EnvType
 
 from adapters.eventstore.moved_topics import register_moved_topics
 
-register_moved_topics()
-
 
 class LrmApplication(Application[str]):
     # The name prefixes the PostgreSQL table ("lrm_events") and settings keys.
     name = "Lrm"
+
+    def __init__(self, env: EnvType | None = None) -> None:
+        # Registered per store, not once per process: the library's topic cache can be
+        # cleared (its own tests do), and a store opened afterwards must still read old logs.
+        register_moved_topics()
+        super().__init__(env)
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         # The library merges os.environ into the settings; we don't, so that the
