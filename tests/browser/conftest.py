@@ -35,7 +35,9 @@ def launch_chromium(playwright):  # noqa: ANN001, ANN201 - playwright's sync API
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
 
 
-@pytest.fixture(scope="session")
+# Package scope: the sync API keeps an event loop running in this thread until it stops,
+# which would break every later test that calls asyncio.run().
+@pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
     if not CHROMIUM.is_file():
         pytest.skip(f"{CHROMIUM} is missing: run ./scripts/install-browser (Debian chromium) for the browser tests")
