@@ -8,6 +8,7 @@ import psycopg
 from psycopg import sql
 
 from adapters.eventstore.application import LrmApplication
+from adapters.eventstore.ddl import serialized_ddl
 from adapters.eventstore.settings import check_identifier, postgres_conninfo, postgres_env
 from adapters.eventstore.store import BackendKind, EventStore
 from adapters.eventstore.subscription import DEFAULT_POLL_INTERVAL
@@ -50,6 +51,9 @@ def open_event_store(
             create_schema(postgres_url, schema)
         env = {**_COMMON, "PERSISTENCE_MODULE": "eventsourcing.postgres",
                **postgres_env(postgres_url, schema)}
+        with serialized_ddl(postgres_url):  # the application creates its tables
+            application = LrmApplication(env=env)
+        return EventStore(application, kind, poll_interval=poll_interval)
     elif kind == "esdb":
         if not esdb_uri:
             raise ValueError("esdb_uri is required for the esdb event store")
@@ -63,7 +67,7 @@ def open_event_store(
 
 def create_schema(postgres_url: str, schema: str) -> None:
     check_identifier(schema, "schema")
-    with psycopg.connect(postgres_conninfo(postgres_url), autocommit=True) as conn:
+    with serialized_ddl(postgres_url) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
 
 

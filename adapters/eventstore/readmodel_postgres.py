@@ -8,6 +8,7 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
+from adapters.eventstore.ddl import DDL_XACT_LOCK_SQL
 from adapters.eventstore.factory import create_schema
 from adapters.eventstore.readmodel_sql import (
     Dialect,
@@ -36,6 +37,7 @@ class PostgresReadModelStore(SqlReadModelStore):
             prefix=f'"{schema}".',
             load=_load,
             lock_row=" FOR UPDATE",
+            ddl_lock=DDL_XACT_LOCK_SQL,
         )
         self._pool = ConnectionPool(
             postgres_conninfo(url),

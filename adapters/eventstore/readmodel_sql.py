@@ -44,6 +44,7 @@ class Dialect:
     prefix: str  # "" or '"schema".'
     load: Callable[[Any], Document]
     lock_row: str = ""  # " FOR UPDATE" on PostgreSQL; SQLite's BEGIN IMMEDIATE locks all
+    ddl_lock: str = ""  # PostgreSQL: serialise CREATE/DROP with other processes (eventstore/ddl.py)
 
     def table(self, name: str) -> str:
         return f"{self.prefix}rm_{name}"
@@ -177,6 +178,7 @@ class SqlReadModelStore(ReadModelStoreBase, ABC):
     def _create_checkpoints_table(self) -> None:
         d = self.dialect
         with self._write() as (execute, _many):
+            self._lock_ddl(execute)
             execute(
                 f"CREATE TABLE IF NOT EXISTS {d.checkpoints} ("
                 f"name {d.types[str]} PRIMARY KEY, position {d.types[int]} NOT NULL, "
@@ -184,9 +186,14 @@ class SqlReadModelStore(ReadModelStoreBase, ABC):
                 [],
             )
 
+    def _lock_ddl(self, execute: Execute) -> None:
+        if self.dialect.ddl_lock:
+            execute(self.dialect.ddl_lock, [])
+
     def ensure_tables(self, tables: Sequence[Table]) -> None:
         d = self.dialect
         with self._write() as (execute, _many):
+            self._lock_ddl(execute)
             for spec in tables:
                 cols = "".join(f", ix_{n} {d.types[t]}" for n, t in spec.indexes.items())
                 execute(
@@ -204,6 +211,7 @@ class SqlReadModelStore(ReadModelStoreBase, ABC):
 
     def drop_tables(self, tables: Sequence[Table]) -> None:
         with self._write() as (execute, _many):
+            self._lock_ddl(execute)
             for spec in tables:
                 execute(f"DROP TABLE IF EXISTS {self.dialect.table(spec.name)}", [])
 
