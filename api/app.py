@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator
 
 from fastapi import FastAPI
 
@@ -14,8 +14,11 @@ from api.problems import install_problem_handlers
 from api.routes import include_all
 from api.web.routes import router as web_router
 
+if TYPE_CHECKING:  # the container imports every layer; the app needs only its interface
+    from api.container import Container
 
-def create_app(container: "Container") -> FastAPI:  # noqa: F821 - forward ref to avoid cycle
+
+def create_app(container: Container) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         container.start()
