@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from api.container import Container
 from tests.api.test_templates_support import (
+    send_as_admin,
     ADMIN,
     API,
     AUTH,
@@ -211,10 +212,7 @@ def test_bad_input_is_a_problem_and_appends_nothing(
 ) -> None:
     client, container = shared
     before = head(container)
-    if isinstance(body, str):
-        response = client.post(URL, headers={**ADMIN, "content-type": "application/json"}, content=body)
-    else:
-        response = client.post(URL, headers=ADMIN, json=body)
+    response = send_as_admin(client, "POST", URL, body)
     assert_problem(response, status, field)
     assert head(container) == before
 

@@ -14,6 +14,7 @@ from domain.context import CommandContext
 from domain.worker import Worker
 from domain.worker_template import WorkerTemplate
 from tests.api.test_templates_support import (
+    send_as_admin,
     ADMIN,
     API,
     AUTH,
@@ -190,10 +191,7 @@ def test_bad_input_is_a_problem_and_appends_nothing(
 ) -> None:
     client, container = shared
     before = head(container)
-    if isinstance(body, str):
-        response = client.put(f"{URL}/{name}", headers={**ADMIN, "content-type": "application/json"}, content=body)
-    else:
-        response = client.put(f"{URL}/{name}", headers=ADMIN, json=body)
+    response = send_as_admin(client, "PUT", f"{URL}/{name}", body)
     assert_problem(response, status, field)
     assert head(container) == before
 

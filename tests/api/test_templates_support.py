@@ -122,6 +122,14 @@ def reserve(
     return allocated
 
 
+def send_as_admin(client: TestClient, method: str, url: str, body: object) -> Any:
+    """A str body is sent as raw JSON text (for malformed JSON); anything else as JSON."""
+    if isinstance(body, str):
+        headers = {**ADMIN, "content-type": "application/json"}
+        return client.request(method, url, headers=headers, content=body)
+    return client.request(method, url, headers=ADMIN, json=body)
+
+
 def assert_problem(response: Any, status: int, field: str | None = None) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json"), response.headers

@@ -14,6 +14,7 @@ from domain.worker import Worker
 from domain.worker_template import WorkerTemplate
 from processors.commands.workers import WorkerService
 from tests.api.test_templates_support import (
+    send_as_admin,
     ADMIN,
     API,
     AUTH,
@@ -197,10 +198,7 @@ def test_bad_provision_requests_append_nothing(
 ) -> None:
     client, container = shared
     before = head(container)
-    if isinstance(body, str):
-        response = client.post(URL, headers={**ADMIN, "content-type": "application/json"}, content=body)
-    else:
-        response = client.post(URL, headers=ADMIN, json=body)
+    response = send_as_admin(client, "POST", URL, body)
     assert_problem(response, status, field)
     assert head(container) == before
 
