@@ -9,6 +9,7 @@ artifacts) are passed in by the composition root (``api/simulate.py``).
 from processors.simulation.harness import Simulation, SimulationResult, SimulationSettings
 from processors.simulation.kpis import KpiCollector
 from processors.simulation.workload import (
+    AdminDrain,
     Booking,
     CloudProfile,
     DefinitionProfile,
@@ -19,6 +20,7 @@ from processors.simulation.workload import (
 )
 
 __all__ = [
+    "AdminDrain",
     "Booking",
     "CloudProfile",
     "DefinitionProfile",

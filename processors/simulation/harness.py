@@ -13,8 +13,9 @@ then jumps the clock to the next moment anything is due:
 At each instant it repeats the round (requests and user actions due → scheduler →
 autoscaler → worker controller → scheduler → instance controller) until the log stops
 growing. The harness also plays the users (login after the lab is ready, no-shows, early
-finishes) and the grader (a result ``grading_minutes`` after grading starts), through the
-same commands the API and the CloudEvent intake issue.
+finishes), the grader (a result ``grading_minutes`` after grading starts) and an admin
+(the workload's ``admin_drains``), through the same commands the API and the CloudEvent
+intake issue.
 
 Deterministic for a given workload and seed: ids come from idempotency keys, decision ids
 and seeded random sources, and nothing runs concurrently (the instance controller drives
@@ -34,10 +35,12 @@ from typing import Any, Protocol
 from domain.context import CommandContext
 from domain.errors import DomainError
 from domain.instance import InstanceState, LabletInstance, ScoreReport
+from domain.worker import WorkerState
 from domain.worker_template import WorkerTemplate, WorkerTemplateSpec
 from processors.autoscaler import Autoscaler, AutoscalerSettings
 from processors.commands.definitions import DefinitionService
 from processors.commands.instances import Caller, InstanceRequest, InstanceService
+from processors.commands.workers import WorkerService
 from processors.instances import InstanceController, LifecycleSettings, MemoryCheckpoints
 from processors.ports.cloud import CloudProvider
 from processors.ports.cml import CmlEndpoint, CmlGateway
@@ -50,6 +53,7 @@ from processors.workers import WorkerController
 
 SERVICE = Caller("service", "simulator")
 GRADER = "grader:simulator"
+ADMIN = "admin:simulator"
 
 
 class SettableClock(Protocol):
@@ -148,6 +152,8 @@ class Simulation:
         )
         self.definitions = DefinitionService(store, artifacts)
         self.instances = InstanceService(store)
+        self.workers = WorkerService(store)
+        self._next_drain = 0
         self.collector = KpiCollector(grace=s.on_time_grace)
         self._position = 0
         self._booking_of: dict[str, Booking] = {}
@@ -212,6 +218,7 @@ class Simulation:
             before = self.store.max_position()
             self._requests_due(now)
             self._user_actions_due(now)
+            self._admin_drains_due(now)
             self.scheduler.run_until_idle(now)
             await self.worker_controller.tick()
             self.scheduler.run_until_idle(now)
@@ -221,14 +228,16 @@ class Simulation:
                 return
 
     def _due(self, now: datetime) -> bool:
-        bookings = self.workload.bookings
+        bookings, drains = self.workload.bookings, self.workload.admin_drains
         return bool((self._actions and self._actions[0][0] <= now)
-                    or (self._next_booking < len(bookings) and bookings[self._next_booking].at <= now))
+                    or (self._next_booking < len(bookings) and bookings[self._next_booking].at <= now)
+                    or (self._next_drain < len(drains) and drains[self._next_drain].at <= now))
 
     def _next_moment(self, now: datetime) -> datetime | None:
-        bookings = self.workload.bookings
+        bookings, drains = self.workload.bookings, self.workload.admin_drains
         moments = [
             bookings[self._next_booking].at if self._next_booking < len(bookings) else None,
+            drains[self._next_drain].at if self._next_drain < len(drains) else None,
             self._actions[0][0] if self._actions else None,
             self.cloud.next_change_at(),
             self.scheduler.next_wake(),
@@ -256,6 +265,20 @@ class Simulation:
             except DomainError:
                 continue  # refused (e.g. a slot longer than the definition allows): counted by nobody
             self._booking_of[requested.instance_id] = booking
+
+    def _admin_drains_due(self, now: datetime) -> None:
+        """The admin drains the RUNNING worker with the most labs active now (ties: lowest id)."""
+        drains = self.workload.admin_drains
+        while self._next_drain < len(drains) and drains[self._next_drain].at <= now:
+            self._next_drain += 1
+            running = [w for w in self.collector.workers.values() if w.state is WorkerState.RUNNING]
+            if not running:
+                continue
+            busiest = min(running, key=lambda w: (-len(w.active_instance_ids(now)), w.id))
+            try:
+                self.workers.drain(busiest.id, self.ctx(ADMIN, "admin-drain"), reason="admin")
+            except DomainError:
+                continue  # it changed state meanwhile: the admin's click came too late
 
     def _schedule(self, at: datetime, kind: str, instance_id: str) -> None:
         heapq.heappush(self._actions, (at, next(self._sequence), kind, instance_id))

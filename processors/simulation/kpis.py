@@ -9,6 +9,8 @@ what actually happened in a real store (``lablet replay``).
   workers' billed states, idle = billed time holding no reservation;
 - **lower bound** on worker-hours: ``domain.scaling.cost.lower_bounds`` over the reservations
   actually served (a hold released early counts until its release);
+- **interrupted**: ready labs ended by the system before their booked end, count and
+  minutes cut (``interruptions``); an admin's drain timeout is reported apart;
 - **scale actions**: actions of the recorded ``ScalingDecided`` events, by kind.
 """
 
@@ -27,6 +29,7 @@ from domain.scaling import TemplateOffer
 from domain.scaling.cost import fleet_cost, lower_bounds, state_intervals
 from domain.scaling_decision import ScalingDecision
 from domain.worker import Worker, WorkerState
+from processors.simulation.interruptions import LabEnd, interruptions
 from projections.events import StoredEvent
 
 _MINUTE = timedelta(minutes=1)
@@ -42,6 +45,8 @@ class _InstanceFacts:
     ended_at: datetime | None = None
     termination_reason: str | None = None
     logged_in: bool = False
+    worker_id: str | None = None
+    first_end: LabEnd | None = None  # the first stop/collect/termination after READY
 
 
 @dataclass
@@ -67,6 +72,7 @@ class KpiCollector:
     decisions: int = 0
     events: int = 0
     live_labs: int = 0  # READY and not yet terminated, now
+    drained_by: dict[str, str] = field(default_factory=dict)  # worker id -> actor of its last drain
 
     def observe_all(self, events: Iterable[StoredEvent]) -> None:
         for stored in events:
@@ -95,16 +101,29 @@ class KpiCollector:
         facts = self.instances.get(instance_id)
         if facts is None:
             return
-        if isinstance(event, LabletInstance.InstanceReady) and facts.ready_at is None:
+        if isinstance(event, LabletInstance.InstanceScheduled):
+            facts.worker_id = event.worker_id
+        elif isinstance(event, LabletInstance.InstanceReady) and facts.ready_at is None:
             facts.ready_at = event.timestamp
             self.live_labs += 1
         elif isinstance(event, LabletInstance.UserLoggedIn):
             facts.logged_in = True
+        elif isinstance(event, LabletInstance.StopRequested):
+            self._lab_end(facts, event, event.reason)
+        elif isinstance(event, LabletInstance.CollectionStarted):
+            self._lab_end(facts, event, event.trigger)
         elif isinstance(event, LabletInstance.InstanceTerminated):
             facts.ended_at = event.timestamp
             if facts.ready_at is not None:
                 self.live_labs -= 1
             facts.termination_reason = getattr(event, "reason", None)
+            self._lab_end(facts, event, facts.termination_reason or "")
+
+    def _lab_end(self, facts: _InstanceFacts, event: Any, cause: str) -> None:
+        if facts.ready_at is None or facts.first_end is not None:
+            return
+        drained_by = self.drained_by.get(facts.worker_id or "")
+        facts.first_end = LabEnd(event.timestamp, cause, event.actor, drained_by)
 
     def _worker(self, worker_id: str, event: Any) -> None:
         worker = self.workers.get(worker_id)
@@ -113,6 +132,10 @@ class KpiCollector:
         self.workers[worker_id] = worker
         if worker.state is not before:
             self.transitions.setdefault(worker_id, []).append((event.timestamp, worker.state))
+        if isinstance(event, Worker.DrainingStarted):
+            self.drained_by[worker_id] = event.actor
+        elif isinstance(event, Worker.DrainCancelled):
+            self.drained_by.pop(worker_id, None)
         if isinstance(event, Worker.CapacityReserved):
             self.holds[(worker_id, event.instance_id)] = _Hold(
                 worker_id, Resources.from_dict(event.resources), event.nodes, event.hold_start, event.hold_end)
@@ -156,6 +179,7 @@ class KpiCollector:
             else:
                 late += 1
         all_waits = booked_waits + asap_waits
+        cut = interruptions((f.end, f.first_end) for f in self.instances.values())
         cost, bound = self._cost(until)
         worker_hours = cost.worker_hours
         lb_hours = sum(b.worker_hours for b in bound.values())
@@ -175,6 +199,7 @@ class KpiCollector:
             "never_ready": never_ready,
             "never_ready_reasons": dict(sorted(reasons.items())),
             "no_shows": no_shows,
+            **cut,
             "wait_minutes": _percentiles(all_waits),
             "asap_wait_minutes": _percentiles(asap_waits),
             "worker_hours": round(worker_hours, 4),

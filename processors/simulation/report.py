@@ -26,6 +26,8 @@ def kpi_rows(kpis: dict[str, Any]) -> list[tuple[str, str]]:
         ("instances (booked / ASAP)", f"{kpis['instances']} ({kpis['booked']} / {kpis['asap']})"),
         ("on-time starts", "—" if ratio is None else f"{ratio * 100:.2f} % ({kpis['on_time']}/{kpis['booked']})"),
         ("never ready", f"{kpis['never_ready']} {kpis['never_ready_reasons'] or ''}".strip()),
+        ("interrupted (labs / minutes cut)", _cut(kpis.get("interrupted"))),
+        ("cut by an admin drain (labs / minutes)", _cut(kpis.get("interrupted_by_admin"))),
         ("wait p50 / p95 / max (min)", f"{num(wait['p50'], 1)} / {num(wait['p95'], 1)} / {num(wait['max'], 1)}"),
         ("ASAP wait p50 / p95 (min)", f"{num(asap['p50'], 1)} / {num(asap['p95'], 1)}"),
         ("worker-hours", num(kpis["worker_hours"])),
@@ -41,6 +43,12 @@ def kpi_rows(kpis: dict[str, Any]) -> list[tuple[str, str]]:
                      f"{num(row['worker_hours'])} / {num(row['cost'])} / {row['idle_share'] * 100:.1f} % / "
                      f"{num(row.get('ratio_to_lower_bound'), 3)}"))
     return rows
+
+
+def _cut(tally: dict[str, Any] | None) -> str:
+    if not tally:
+        return "—"
+    return f"{tally['count']} / {tally['minutes']:,.0f}"
 
 
 def _series(result: SimulationResult) -> tuple[list[datetime], list[int], list[int]]:

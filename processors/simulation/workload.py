@@ -16,6 +16,8 @@ bookings:                        # an explicit trace (times: ISO, "HH:MM", "D+HH
   - {id: b3, at: "09:10", definition: exam-2node, start: "10:00", minutes: 60, finish_after: 20}
 generate:                        # and/or shapes drawn with the seed (see ``SHAPES``)
   - {shape: exam_wave, count: 300, at: "09:00", minutes: 60, definition: exam-2node}
+admin_drains:                    # an admin drains the busiest RUNNING worker at these times
+  - {at: "09:20"}
 ```
 
 Per booking: ``at`` (when the request is made), ``definition``, ``start`` (absent: ASAP),
@@ -99,6 +101,14 @@ class Booking:
 
 
 @dataclass(frozen=True)
+class AdminDrain:
+    """An admin drains a worker at ``at`` (the busiest RUNNING one: most labs active then,
+    ties by id); its template's ``drain_timeout_hours`` ends what is left on it."""
+
+    at: datetime
+
+
+@dataclass(frozen=True)
 class CloudProfile:
     boot_failure_rate: float = 0.0
     jitter: float = 0.1
@@ -115,6 +125,7 @@ class Workload:
     templates: tuple[Mapping[str, Any], ...] | None = None  # None: config/worker-templates.yaml
     seed: int = 0
     description: str = ""
+    admin_drains: tuple[AdminDrain, ...] = ()
 
     def definition(self, name: str) -> DefinitionProfile:
         for d in self.definitions:
@@ -136,6 +147,8 @@ class Workload:
         }
         if self.templates is not None:
             data["templates"] = [dict(t) for t in self.templates]
+        if self.admin_drains:
+            data["admin_drains"] = [{"at": d.at.isoformat()} for d in self.admin_drains]
         return data
 
 
@@ -179,9 +192,17 @@ def workload_from_dict(data: Mapping[str, Any], *, seed: int | None = None, scal
         raise WorkloadError("booking ids must be unique")
     bookings.sort(key=lambda b: (b.at, b.id))
     templates = data.get("templates")
+    drains = tuple(sorted((_admin_drain(d, i, start) for i, d in enumerate(data.get("admin_drains") or ())),
+                          key=lambda d: d.at))
     return Workload(name=name, start=start, end=end, bookings=tuple(bookings), definitions=definitions,
                     cloud=cloud, templates=tuple(templates) if templates is not None else None, seed=seed,
-                    description=str(data.get("description") or ""))
+                    description=str(data.get("description") or ""), admin_drains=drains)
+
+
+def _admin_drain(data: Any, index: int, origin: datetime) -> AdminDrain:
+    if not isinstance(data, Mapping) or "at" not in data or set(data) - {"at"}:
+        raise WorkloadError(f"admin_drains[{index}]: a mapping with only an 'at' time")
+    return AdminDrain(_moment(data["at"], origin, f"admin_drains[{index}].at"))
 
 
 def _definition(data: Any, index: int) -> DefinitionProfile:
