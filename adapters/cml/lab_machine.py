@@ -13,7 +13,7 @@ HTTP server used in tests, so both refuse the same things:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from adapters.cml.running_config import running_config
@@ -98,13 +98,20 @@ class LabMachine:
         pending = [node.schedule[0][0] for node in self.nodes.values() if node.schedule]
         return min(pending, default=None)
 
-    def start(self, now: float, seconds_per_node: float, never_boot: frozenset[str] = frozenset()) -> None:
+    def start(
+        self,
+        now: float,
+        seconds_per_node: float,
+        never_boot: frozenset[str] = frozenset(),
+        only: Collection[str] | None = None,
+    ) -> None:
         """Queue every inactive node; node ``i`` starts after ``i`` steps and boots one step later.
 
         Nodes in ``never_boot`` stay STARTED (boot never detected), like a hung image.
+        ``only`` limits the call to some node ids (CML's node-level ``state/start``).
         """
         self.advance(now)
-        waiting = [node for node in self.nodes.values() if _final_state(node) not in ACTIVE]
+        waiting = [node for node in self._chosen(only) if _final_state(node) not in ACTIVE]
         for position, node in enumerate(waiting):
             node.state = NodeState.QUEUED
             started_at = now + position * seconds_per_node
@@ -112,19 +119,29 @@ class LabMachine:
             if node.node_id not in never_boot:
                 node.schedule.append((started_at + seconds_per_node, NodeState.BOOTED))
 
-    def stop(self, now: float, seconds_per_node: float) -> None:
+    def stop(self, now: float, seconds_per_node: float, only: Collection[str] | None = None) -> None:
         self.advance(now)
-        running = [node for node in self.nodes.values() if node.state in ACTIVE]
+        running = [node for node in self._chosen(only) if node.state in ACTIVE]
         for position, node in enumerate(running):
             node.schedule = [(now + (position + 1) * seconds_per_node, NodeState.STOPPED)]
 
-    def wipe(self, now: float, seconds_per_node: float) -> None:
-        if self.status(now) is LabStatus.STARTED:
+    def wipe(self, now: float, seconds_per_node: float, only: Collection[str] | None = None) -> None:
+        if only is None and self.status(now) is LabStatus.STARTED:
             raise LabRefused(f"Lab is not stopped: {self.lab_id}")
-        stopped = [node for node in self.nodes.values() if node.state is not NodeState.DEFINED_ON_CORE]
+        chosen = self._chosen(only)
+        for node in chosen if only is not None else ():
+            node.advance(now)
+            if node.state in ACTIVE:
+                raise LabRefused(f"Node is not stopped: {node.node_id}")
+        stopped = [node for node in chosen if node.state is not NodeState.DEFINED_ON_CORE]
         for position, node in enumerate(stopped):
             node.schedule = [(now + (position + 1) * seconds_per_node, NodeState.DEFINED_ON_CORE)]
             node.configuration = node.spec.configuration
+
+    def _chosen(self, only: Collection[str] | None) -> list[SimNode]:
+        if only is None:
+            return list(self.nodes.values())
+        return [node for node_id, node in self.nodes.items() if node_id in only]
 
     def check_deletable(self, now: float) -> None:
         if self.status(now) is not LabStatus.DEFINED_ON_CORE or not self.converged(now):

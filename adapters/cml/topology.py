@@ -46,6 +46,9 @@ class NodeSpec:
     node_definition: str
     interfaces: tuple[InterfaceSpec, ...]
     configuration: str  # "" when the topology stores none
+    x: int = 0
+    y: int = 0
+    tags: tuple[str, ...] = ()
 
     @property
     def has_config_extraction(self) -> bool:
@@ -66,6 +69,8 @@ class Topology:
     title: str
     nodes: tuple[NodeSpec, ...]
     links: tuple[LinkSpec, ...]
+    description: str = ""
+    notes: str = ""
 
 
 def parse_topology(text: str, title: str | None = None) -> Topology:
@@ -99,7 +104,10 @@ def _parse(text: str) -> Topology:
     _unique([node.label for node in nodes], "node label")
     links = tuple(_link(raw, index) for index, raw in enumerate(_list(document["links"], "links")))
     _check_link_ends(nodes, links)
-    return Topology(title=str(lab.get("title") or ""), nodes=nodes, links=links)
+    return Topology(
+        title=str(lab.get("title") or ""), nodes=nodes, links=links,
+        description=str(lab.get("description") or ""), notes=str(lab.get("notes") or ""),
+    )
 
 
 def _load_yaml(text: str) -> Any:
@@ -131,7 +139,18 @@ def _node(raw: Any, index: int) -> NodeSpec:
         node_definition=str(node["node_definition"]),
         interfaces=interfaces,
         configuration=_configuration_text(node.get("configuration")),
+        x=_coordinate(node.get("x"), f"nodes[{index}].x"),
+        y=_coordinate(node.get("y"), f"nodes[{index}].y"),
+        tags=tuple(str(tag) for tag in _list(node.get("tags") or [], f"nodes[{index}].tags")),
     )
+
+
+def _coordinate(value: Any, where: str) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | float) or abs(value) > 15000:
+        raise TopologyInvalid(f"{where} must be a number between -15000 and 15000")
+    return int(value)
 
 
 def _interface(raw: Any, where: str) -> InterfaceSpec:

@@ -4,12 +4,14 @@ so the REST client is tested against CML's shapes rather than against its own as
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from adapters.cml.rest import CmlRestClient
+from adapters.cml.topology import parse_topology
 from processors.ports.cml import CmlEndpoint, NodeState
 from tests.cml.conftest import fast_rest_settings, lab_yaml
 from tests.cml.fake_cml_server import FakeCml, RunningFakeCml
@@ -72,6 +74,55 @@ def test_lab_shapes(http: httpx.Client) -> None:
     assert http.delete(f"labs/{lab_id}", headers=auth).status_code == 400
     node = http.get(f"labs/{lab_id}/nodes/{MISSING}", headers=auth)
     assert node.json() == {"code": 404, "description": f"Node not found: {MISSING}"}
+
+
+def test_element_states_are_keyed_by_the_topologys_uuids(http: httpx.Client) -> None:
+    auth = login(http)
+    lab_id = http.post("import", content=lab_yaml(3), headers=auth).json()["id"]
+    topology = http.get(f"labs/{lab_id}/topology", headers=auth).json()
+    elements = http.get(f"labs/{lab_id}/lab_element_state", headers=auth).json()
+    interfaces = {i["id"] for node in topology["nodes"] for i in node["interfaces"]}
+    assert set(elements["nodes"]) == {node["id"] for node in topology["nodes"]}
+    assert set(elements["interfaces"]) == interfaces and len(interfaces) == 6
+    assert set(elements["links"]) == {link["id"] for link in topology["links"]}
+    for link in topology["links"]:
+        assert {link["interface_a"], link["interface_b"]} <= interfaces
+        assert {link["node_a"], link["node_b"]} <= set(elements["nodes"])
+    assert all(str(uuid.UUID(key, version=4)) == key for key in interfaces | set(elements["links"]))
+
+
+def test_lab_object_carries_owner_autostart_and_node_staging(http: httpx.Client) -> None:
+    auth = login(http)
+    lab_id = http.post("import", content=lab_yaml(1), headers=auth).json()["id"]
+    lab = http.get(f"labs/{lab_id}", headers=auth).json()
+    assert lab["owner_fullname"] == "CML Administrator" and lab["owner_username"] == "admin"
+    assert lab["autostart"] == {"enabled": False, "priority": None, "delay": None}
+    assert set(lab["node_staging"]) == {"enabled", "start_remaining", "abort_on_failure"}
+
+
+def test_unknown_routes_and_methods_answer_cmls_error_body(http: httpx.Client) -> None:
+    auth = login(http)
+    missing = http.get("no_such_route", headers=auth)
+    assert missing.status_code == 404 and set(missing.json()) == {"code", "description"}
+    wrong_method = http.post("labs/x/state", headers=auth)
+    assert wrong_method.status_code == 405 and wrong_method.json()["code"] == 405
+    bad_query = http.get(f"labs/{MISSING}/nodes/{MISSING}/consoles/first/log", headers=auth)
+    assert bad_query.status_code == 422 and "console_id" in bad_query.json()["description"]
+
+
+def test_download_is_importable_again(http: httpx.Client) -> None:
+    auth = login(http)
+    lab_id = http.post("import", content=lab_yaml(2), headers=auth).json()["id"]
+    exported = http.get(f"labs/{lab_id}/download", headers=auth).text
+    topology = parse_topology(exported)
+    assert [node.label for node in topology.nodes] == ["r1", "r2"] and len(topology.links) == 1
+    assert http.post("import", content=exported, headers=auth).status_code == 200
+
+
+def test_logged_out_tokens_are_refused(http: httpx.Client) -> None:
+    auth = login(http)
+    assert http.delete("logout", headers=auth).json() is True
+    assert http.get("labs", headers=auth).status_code == 401
 
 
 def test_client_reads_node_states_from_lab_element_state_when_nodes_lack_them(
