@@ -11,6 +11,7 @@ title up before re-sending (an import whose answer was lost may have created the
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 import ssl
@@ -22,12 +23,14 @@ from urllib.parse import urljoin
 
 import httpx
 
+from adapters.cml.controller_check import ControllerStatus, judge
 from adapters.cml.resilience import CircuitBreaker, RetryPolicy
 from adapters.cml.timing import Clock, Sleep
 from adapters.cml.topology import main_configuration
 from processors.ports.cml import (
     CircuitOpen,
     CmlEndpoint,
+    CmlIncompatible,
     CmlLabNotFound,
     CmlRejected,
     CmlUnavailable,
@@ -36,6 +39,8 @@ from processors.ports.cml import (
     LabStatus,
     NodeState,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class CmlRestSettings:
     poll_interval_seconds: float = 5.0  # the official client polls convergence every 5 s
     settle_timeout_seconds: float = 1800.0  # stop and wipe give up after this long
     client_name: str = "LRM"
+    min_version: str = "2.8.0"  # oldest CML the client drives (virl2-client 2.10 supports 2.8+)
 
 
 def api_base(base_url: str) -> str:
@@ -74,6 +80,7 @@ class _Session:
     breaker: CircuitBreaker
     token: str | None = None
     auth_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    status: ControllerStatus | None = None  # from system_information; checked until usable
 
 
 class CmlRestClient:
@@ -91,6 +98,7 @@ class CmlRestClient:
         self._rng = rng or random.Random()
         self._sessions: dict[str, _Session] = {}
         self._retired: list[httpx.AsyncClient] = []
+        self._statuses: dict[str, ControllerStatus] = {}
 
     async def aclose(self) -> None:
         clients = [session.client for session in self._sessions.values()] + self._retired
@@ -100,6 +108,10 @@ class CmlRestClient:
 
     def breaker(self, worker: CmlEndpoint) -> CircuitBreaker:
         return self._session(worker).breaker
+
+    def controller_status(self) -> dict[str, ControllerStatus]:
+        """Each worker's controller as last checked (version, ready, problem), for health reports."""
+        return dict(self._statuses)
 
     # -- the port ---------------------------------------------------------------------------
 
@@ -279,6 +291,10 @@ class CmlRestClient:
 
     async def _exchange(self, session: _Session, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Send with the session's token; on 401 authenticate again and replay once."""
+        if session.status is None or not session.status.usable:
+            refused = await self._check_controller(session)
+            if refused is not None:
+                return refused
         token = session.token
         if token is None:
             refused = await self._authenticate(session, stale=None)
@@ -291,6 +307,38 @@ class CmlRestClient:
         if refused is not None:
             return refused
         return await session.client.request(method, path, headers=self._bearer(session), **kwargs)
+
+    async def _check_controller(self, session: _Session) -> httpx.Response | None:
+        """Read ``system_information`` (no token) until the controller is compatible and ready.
+
+        An answer other than 200 (502 while CML starts) is returned to the retry loop. A
+        controller too old raises ``CmlIncompatible``, one not ready ``CmlUnavailable``; both are
+        logged once per change, so operators see why a worker's labs do not start.
+        """
+        answer = await session.client.get("system_information")
+        if answer.status_code != 200:
+            return answer
+        try:
+            info = answer.json()
+        except ValueError:
+            info = None
+        worker_id = session.endpoint.worker_id
+        status = judge(worker_id, info, self.settings.min_version, self._clock())
+        changed = session.status is None or session.status.problem != status.problem
+        session.status = self._statuses[worker_id] = status
+        if not status.compatible:
+            if changed:
+                log.error("cml_controller_incompatible worker=%s version=%s: %s",
+                          worker_id, status.version, status.problem)
+            raise CmlIncompatible(worker_id, status.version, status.problem or "incompatible controller")
+        if not status.ready:
+            if changed:
+                log.warning("cml_controller_not_ready worker=%s version=%s", worker_id, status.version)
+            raise CmlUnavailable(worker_id, status.problem or "not ready",
+                                 retry_after=self.settings.poll_interval_seconds)
+        if changed:
+            log.info("cml_controller_ready worker=%s version=%s", worker_id, status.version)
+        return None
 
     async def _authenticate(self, session: _Session, stale: str | None) -> httpx.Response | None:
         """Fetch a new JWT unless another call already replaced ``stale``; the failed answer otherwise."""

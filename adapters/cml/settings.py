@@ -39,6 +39,7 @@ class CmlSettings(BaseSettings):
     circuit_cooldown_seconds: float = 30.0
     poll_interval_seconds: float = 5.0
     settle_timeout_seconds: float = 1800.0
+    min_version: str = "2.8.0"  # the REST client refuses older controllers (system_information)
     # Simulated CML (durations in CML seconds; time_scale turns them into clock seconds).
     sim_time_scale: float = 1.0
     sim_import_seconds_per_node: float = 0.5
@@ -73,6 +74,7 @@ class CmlSettings(BaseSettings):
             circuit_cooldown_seconds=self.circuit_cooldown_seconds,
             poll_interval_seconds=self.poll_interval_seconds,
             settle_timeout_seconds=self.settle_timeout_seconds,
+            min_version=self.min_version,
         )
 
     def simulated_settings(self) -> SimulatedCmlSettings:

@@ -118,6 +118,15 @@ class CmlRejected(CmlError):
         self.description = description
 
 
+class CmlIncompatible(CmlError):
+    """The controller is not one this client can drive (too old, not CML 2.x, no version):
+    an operator has to upgrade it or take the worker out of service; retrying will not help."""
+
+    def __init__(self, worker_id: str, version: str | None, detail: str) -> None:
+        super().__init__(worker_id, detail)
+        self.version = version
+
+
 class CmlWaitTimeout(CmlError):
     """A lab did not reach the awaited state in time (boot, stop or wipe did not converge)."""
 

@@ -25,6 +25,7 @@ def test_environment_selects_and_tunes_the_rest_client(monkeypatch: pytest.Monke
         "LRM_CML_TIMEOUT_SECONDS": "12",
         "LRM_CML_MAX_ATTEMPTS": "6",
         "LRM_CML_CIRCUIT_FAILURE_THRESHOLD": "3",
+        "LRM_CML_MIN_VERSION": "2.9.0",
     }.items():
         monkeypatch.setenv(name, value)
     settings = CmlSettings()
@@ -34,6 +35,7 @@ def test_environment_selects_and_tunes_the_rest_client(monkeypatch: pytest.Monke
     assert gateway.settings.timeout_seconds == 12
     assert gateway.settings.retry.max_attempts == 6
     assert gateway.settings.circuit_failure_threshold == 3
+    assert gateway.settings.min_version == "2.9.0"
     endpoint = endpoint_for_worker(settings, "worker-7", "10.1.2.3")
     assert (endpoint.base_url, endpoint.username, endpoint.password, endpoint.verify) == (
         "https://10.1.2.3/", "lrm", "pw", False,
