@@ -217,8 +217,9 @@ class Container:
         ).with_timeouts(settings.lifecycle_timeouts)
 
         def build() -> InstanceController:  # runs on the controller's own loop (the CML client's)
+            self.cml_gateway = build_cml_gateway(cml_settings)  # kept for its controller_status()
             controller = InstanceController(
-                self.store, telemetry.traced_adapter(build_cml_gateway(cml_settings), "cml"), self.artifacts,
+                self.store, telemetry.traced_adapter(self.cml_gateway, "cml"), self.artifacts,
                 self.clock,
                 lambda worker_id, ip: endpoint_for_worker(cml_settings, worker_id, ip),
                 settings=self.lifecycle_settings, checkpoints=self.read_models,
@@ -353,10 +354,17 @@ class Container:
         except Exception as error:  # noqa: BLE001 - readiness reports any failure
             checks["event_store"] = {"ok": False, "error": str(error)}
         checks["projections"] = {row["name"]: row for row in self.projection_status()}
+        checks["cml"] = self.cml_status()
         ready = checks["event_store"]["ok"] and all(
             row.get("ok", True) for row in checks["projections"].values()
         )
         return {"ready": ready, "checks": checks}
+
+    def cml_status(self) -> dict[str, Any]:
+        """Each worker's CML controller as last checked (version, ready, problem); informational:
+        one controller too old or still booting does not make this process unready."""
+        status = getattr(getattr(self, "cml_gateway", None), "controller_status", None)
+        return {worker: entry.as_dict() for worker, entry in status().items()} if status else {}
 
     def projection_status(self) -> list[dict[str, Any]]:
         if not self.roles & {"api", "projections"}:
