@@ -99,3 +99,18 @@ def test_versions_are_read_as_cmls_client_reads_them() -> None:
     assert judge("w", ["not", "a", "dict"], "2.8.0", 0).compatible is False
     with pytest.raises(ValueError):
         judge("w", {"version": "2.10.0"}, "latest", 0)
+
+
+def test_readyz_reports_the_controller_status(fake_cml: FakeCml, rest_worker: CmlEndpoint) -> None:
+    from types import SimpleNamespace
+
+    from api.container import Container
+
+    fake_cml.version = "2.7.0"
+    client = CmlRestClient(fast_rest_settings())
+    with pytest.raises(CmlIncompatible):
+        run(client, lambda: client.list_labs(rest_worker))
+    report = Container.cml_status(SimpleNamespace(cml_gateway=client))  # type: ignore[arg-type]
+    assert report["worker-1"]["ok"] is False and report["worker-1"]["version"] == "2.7.0"
+    assert "older than the oldest supported" in report["worker-1"]["problem"]
+    assert Container.cml_status(SimpleNamespace()) == {}  # type: ignore[arg-type]  # simulated CML, or no controller yet
