@@ -41,6 +41,7 @@ class Container:
         self._wire_fleet()
         self._wire_scheduler()
         self._wire_instance_controller()
+        self._wire_classroom()
         self._started = False
         self._closed = False
 
@@ -239,6 +240,51 @@ class Container:
         run = settings.processors if settings.processors is not None else self._system_clock
         self.instance_controller = InstanceControllerThread(build, on_stop=close_cml) if run else None
 
+    # -- classroom: extend a lab, the overrun watcher (processors/commands/extension.py) --
+    def _wire_classroom(self) -> None:
+        from datetime import timedelta
+
+        from processors.commands.extension import ExtensionService, ExtensionSettings
+        from processors.overrun import OverrunSettings, OverrunWatcher
+        from processors.workers.loop import TickLoop
+        from projections.readmodels.instances import overrunning
+        from projections.readmodels.workers import WorkerQueries
+
+        settings = self.settings
+        worker_queries = WorkerQueries(self.read_models)
+
+        def live_workers() -> list[str]:
+            # Catch up first: a worker provisioned a moment ago can take a moved lab or a seat
+            # (only where this process keeps the read models; elsewhere another process does).
+            if self.roles & {"api", "projections"}:
+                self.wait_for_position(self.store.max_position(), settings.read_wait_seconds)
+            found: list[str] = []
+            cursor: str | None = None
+            while True:
+                page = worker_queries.list(live=True, limit=500, cursor=cursor)
+                found.extend(str(w["id"]) for w in page.items)
+                if not page.next_cursor:
+                    return found
+                cursor = page.next_cursor
+
+        self.live_worker_ids = live_workers
+        self.extension_service = ExtensionService(self.store, live_workers, ExtensionSettings(
+            instantiation_lead=timedelta(minutes=settings.instantiation_lead_minutes),
+            teardown_margin=timedelta(minutes=settings.teardown_margin_minutes),
+        ))
+        self.overrun_watcher = OverrunWatcher(
+            self.extension_service, lambda horizon: overrunning(self.instance_queries, horizon), self.clock,
+            OverrunSettings(step=timedelta(minutes=settings.teardown_margin_minutes)),
+        )
+        # Housekeeping (overrun, ...) runs like the fleet loops: with an injected clock the
+        # caller drives it with ``housekeeping_tick()``.
+        run = settings.processors if settings.processors is not None else self._system_clock
+        self.housekeeping_loop = TickLoop("housekeeping", self.housekeeping_tick, self.store.max_position,
+                                          interval=30.0) if run else None
+
+    def housekeeping_tick(self) -> None:
+        self.overrun_watcher.tick()
+
     def seed_worker_templates(self) -> list[str]:
         """Create the templates of the seed file whose names are unknown (never overwrite)."""
         from domain.context import CommandContext
@@ -294,6 +340,8 @@ class Container:
             loop.stop()
         if self.instance_controller is not None:
             self.instance_controller.stop()
+        if self.housekeeping_loop is not None:
+            self.housekeeping_loop.stop()
         self.webhooks.close()
         self.projection_runner.stop()
         self.close()
@@ -317,6 +365,8 @@ class Container:
             found["autoscaler" if loop.name == "autoscaler" else "workers"] = loop
         if self.instance_controller is not None:
             found["instances"] = self.instance_controller
+        if self.housekeeping_loop is not None:
+            found["housekeeping"] = self.housekeeping_loop
         return found
 
     def _start_leased(self, role: str, component: Any) -> None:

@@ -87,7 +87,10 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
-        return problem(exc.status, exc.title, exc.detail)
+        # An error may carry more than a sentence (an extension refused: the reasons and
+        # the longest extension possible); ``problem_fields`` become members of the body.
+        fields = getattr(exc, "problem_fields", None)
+        return problem(exc.status, exc.title, exc.detail, **(fields() if callable(fields) else {}))
 
     @app.exception_handler(ApiProblem)
     async def _api(_: Request, exc: ApiProblem) -> JSONResponse:

@@ -8,7 +8,8 @@ deployments run one or more roles per process (``--role scheduler --role dispatc
   several runners over the same read models never apply an event twice;
 - ``projections``: a projection runner alone (keeps read models fresh without an API);
 - ``scheduler``, ``autoscaler``, ``workers`` (worker controller), ``instances`` (instance
-  controller), ``dispatcher`` (webhook delivery): process managers. Each runs under a
+  controller), ``dispatcher`` (webhook delivery), ``housekeeping`` (overrun watcher, fleet
+  reconciler, table pruning): process managers. Each runs under a
   lease named after the role, so one replica is active and the others stand by.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-PROCESSOR_ROLES: tuple[str, ...] = ("scheduler", "autoscaler", "workers", "instances", "dispatcher")
+PROCESSOR_ROLES: tuple[str, ...] = ("scheduler", "autoscaler", "workers", "instances", "dispatcher", "housekeeping")
 ROLES: tuple[str, ...] = ("api", "projections", *PROCESSOR_ROLES)
 ALL = "all"
 

@@ -126,6 +126,20 @@ class InstanceEvents(LrmAggregate):
         def apply(self, aggregate: LabletInstance) -> None:
             aggregate.hold_end = self.hold_end
 
+    class InstanceExtended(LrmAggregate.Event):
+        """The booked lab now ends later (``POST /extend``); its hold moved with it."""
+
+        previous_timeslot_end: datetime
+        timeslot_end: datetime
+        minutes: int
+        worker_id: str | None
+        hold_end: datetime | None  # None while PENDING (no reservation yet)
+
+        def apply(self, aggregate: LabletInstance) -> None:
+            aggregate.timeslot_end = self.timeslot_end
+            if self.hold_end is not None:
+                aggregate.hold_end = self.hold_end
+
     class InstantiationStarted(LrmAggregate.Event):
         attempt: int
         worker_id: str | None

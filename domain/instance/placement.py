@@ -83,3 +83,15 @@ class PlacementCommands(_Instance):
             return
         self._record(self.InstanceHoldExtended, ctx, worker_id=self.worker_id,
                      previous_hold_end=self.hold_end, hold_end=hold_end)
+
+    def extend_timeslot(
+        self, timeslot_end: datetime, hold_end: datetime | None, ctx: CommandContext, *, minutes: int
+    ) -> None:
+        """The lab ends later; ``hold_end`` is the worker's extended reservation (checked by
+        ``Worker.extend_reservation`` in the same save), None while it holds nothing."""
+        if not self.is_live or timeslot_end <= self.timeslot_end:
+            raise IllegalTransition("LabletInstance", self.state.value, "be extended")
+        if (hold_end is None) == self.holds_capacity:
+            raise InvalidInput("hold_end", "needed exactly when the instance holds a reservation")
+        self._record(self.InstanceExtended, ctx, previous_timeslot_end=self.timeslot_end,
+                     timeslot_end=timeslot_end, minutes=minutes, worker_id=self.worker_id, hold_end=hold_end)

@@ -46,6 +46,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "stop": frozenset({"admin", "instructor", "user", "service"}),
     "start": frozenset({"admin"}),
     "terminate": frozenset({"admin", "instructor", "user", "service"}),
+    "extend": frozenset({"admin", "instructor", "user", "service"}),
 }
 # Roles that see and act on every instance; the others only on their own.
 SEES_ALL = frozenset({"admin", "instructor"})

@@ -188,6 +188,10 @@ class InstancesProjection(Projection):
                        placement_decision_id=None)
         elif isinstance(event, I.InstanceHoldExtended):
             doc["hold_end"] = iso(event.hold_end)
+        elif isinstance(event, I.InstanceExtended):
+            doc.update(timeslot_end=iso(event.timeslot_end), slot_end=iso(event.timeslot_end))
+            if event.hold_end is not None:
+                doc["hold_end"] = iso(event.hold_end)
         elif isinstance(event, I.InstantiationStarted):
             doc["instantiation_attempt"] = event.attempt
             if event.lab_yaml_uri is not None:
@@ -280,3 +284,20 @@ class InstanceQueries:
 
 
 PROJECTIONS = (InstancesProjection(),)
+
+
+#: states whose lab is on CML (or about to be): its hold must not end under it
+OVERRUN_STATES = ("INSTANTIATING", "READY", "RUNNING", "COLLECTING", "GRADING", "STOPPING")
+
+
+def overrunning(queries: InstanceQueries, horizon: datetime) -> list[str]:
+    """Ids of active instances whose hold ends before ``horizon`` (the overrun watcher's input)."""
+    found: list[str] = []
+    cursor: str | None = None
+    limit = iso(horizon)
+    while True:
+        page = queries.list(where={"state": list(OVERRUN_STATES)}, limit=500, cursor=cursor)
+        found.extend(doc["id"] for doc in page.items if doc.get("hold_end") and doc["hold_end"] < limit)
+        if not page.next_cursor:
+            return found
+        cursor = page.next_cursor

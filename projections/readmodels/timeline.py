@@ -123,6 +123,9 @@ SENTENCES: dict[str, Describe] = {
         f"Back in the queue ({d.get('reason')}), left worker {d.get('previous_worker_id')}"
     ),
     "InstanceHoldExtended": lambda r, d: f"Hold extended from {d.get('previous_hold_end')} to {d.get('hold_end')}",
+    "InstanceExtended": lambda r, d: (
+        f"Extended by {d.get('minutes')} min: now ends {d.get('timeslot_end')} (was {d.get('previous_timeslot_end')})"
+    ),
     "InstantiationStarted": lambda r, d: f"Instantiation attempt {d.get('attempt')} started",
     "LabImported": lambda r, d: f"Lab imported into CML as {d.get('cml_lab_id')}",
     "LabStarted": lambda r, d: f"Lab {d.get('cml_lab_id')} started on CML",
