@@ -38,6 +38,7 @@ class Container:
         self._wire_control_api()
         self._wire_cloudevents()
         self._wire_instance_api()
+        self._wire_people()
         self._wire_fleet()
         self._wire_scheduler()
         self._wire_instance_controller()
@@ -54,7 +55,7 @@ class Container:
         if settings.store == "esdb":
             if not (settings.esdb_uri and settings.readmodel_url):
                 raise ValueError("LRM_STORE=esdb needs LRM_ESDB_URI and LRM_READMODEL_URL=postgresql://...")
-            return open_event_store("esdb", esdb_uri=settings.esdb_uri)
+            return open_event_store("esdb", esdb_uri=settings.esdb_uri, person_keys_url=settings.readmodel_url)
         if settings.store == "memory":
             return open_event_store("memory")
         return open_event_store("sqlite", sqlite_path=settings.sqlite_path())
@@ -115,6 +116,16 @@ class Container:
         self.instance_service = InstanceService(self.store)
         self.instance_queries = InstanceQueries(self.read_models)
         self.timeline_queries = TimelineQueries(self.read_models)
+
+    def _wire_people(self) -> None:
+        from processors.commands.people import PeopleService
+        from projections.background_rebuild import BackgroundRebuild
+
+        self.read_model_rebuild = BackgroundRebuild(self.projection_runner.rebuild_all)
+        keys = self.store.app.person_keys
+        self.people_service = PeopleService(
+            keys, self.store, self.read_model_rebuild.request,
+            key_cache_seconds=getattr(keys, "cache_seconds", 0.0))
 
     # -- CloudEvents: webhook subscriptions, the dispatcher, incoming events -------------
     def _wire_cloudevents(self) -> None:

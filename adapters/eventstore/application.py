@@ -7,16 +7,23 @@ which projections and processors follow with a single checkpoint each.
 from __future__ import annotations
 
 from eventsourcing.application import Application
+from eventsourcing.persistence import Mapper
 from eventsourcing.utils import Environment, EnvType
 
 from adapters.eventstore.moved_topics import register_moved_topics
+from adapters.eventstore.person_keys import MemoryPersonKeys
+from adapters.eventstore.personal_data_mapper import PersonalDataMapper
+from processors.ports.personal_data import PersonKeys
 
 
 class LrmApplication(Application[str]):
     # The name prefixes the PostgreSQL table ("lrm_events") and settings keys.
     name = "Lrm"
 
-    def __init__(self, env: EnvType | None = None) -> None:
+    def __init__(self, env: EnvType | None = None, person_keys: PersonKeys | None = None) -> None:
+        # Personal fields are sealed with a key per person (domain/personal_data.py); keys
+        # live beside the events, never in them. Memory keys suit only the memory store.
+        self.person_keys: PersonKeys = person_keys if person_keys is not None else MemoryPersonKeys()
         # Registered per store, not once per process: the library's topic cache can be
         # cleared (its own tests do), and a store opened afterwards must still read old logs.
         register_moved_topics()
@@ -27,3 +34,8 @@ class LrmApplication(Application[str]):
         # configuration passed by the composition root is the whole truth (a stray
         # PERSISTENCE_MODULE or POSTGRES_ENABLE_DB_FUNCTIONS in the shell can't leak in).
         return Environment(name, dict(env or {}))
+
+    def construct_mapper(self) -> Mapper[str]:
+        # The library's compressor and whole-event cipher settings still apply on top.
+        return PersonalDataMapper(self.construct_transcoder(), self.person_keys,
+                                  compressor=self.factory.compressor(), cipher=self.factory.cipher())
