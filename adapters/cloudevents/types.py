@@ -126,9 +126,15 @@ def domain_aggregates() -> list[type]:
         cls = todo.pop()
         for sub in cls.__subclasses__():
             todo.append(sub)
-            if sub.__module__.startswith("domain.") and sub not in found:
+            # Only the aggregates themselves: a part an aggregate is assembled from (e.g.
+            # ``InstanceEvents`` under ``LabletInstance``) has subclasses and no streams.
+            if sub.__module__.startswith("domain.") and sub not in found and not _has_domain_subclass(sub):
                 found.append(sub)
     return sorted(found, key=lambda c: c.__name__)
+
+
+def _has_domain_subclass(cls: type) -> bool:
+    return any(sub.__module__.startswith("domain.") for sub in cls.__subclasses__())
 
 
 # Fields every event has: not part of ``data``.
