@@ -40,6 +40,7 @@ class SimNode:
     state: NodeState = NodeState.DEFINED_ON_CORE
     schedule: list[tuple[float, NodeState]] = field(default_factory=list)
     configuration: str = ""
+    starts: int = 0  # how many times the node was started (CML issues new console keys each time)
 
     def advance(self, now: float) -> None:
         while self.schedule and self.schedule[0][0] <= now:
@@ -113,6 +114,7 @@ class LabMachine:
         self.advance(now)
         waiting = [node for node in self._chosen(only) if _final_state(node) not in ACTIVE]
         for position, node in enumerate(waiting):
+            node.starts += 1
             node.state = NodeState.QUEUED
             started_at = now + position * seconds_per_node
             node.schedule = [(started_at, NodeState.STARTED)]

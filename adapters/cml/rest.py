@@ -26,7 +26,14 @@ import httpx
 from adapters.cml.controller_check import ControllerStatus, judge
 from adapters.cml.resilience import CircuitBreaker, RetryPolicy
 from adapters.cml.timing import Clock, Sleep
-from adapters.cml.topology import main_configuration
+from adapters.cml.rest_shapes import (
+    configuration_text,
+    description,
+    may_be_running,
+    node_state,
+    retry_after_header,
+    serial_consoles,
+)
 from processors.ports.cml import (
     CircuitOpen,
     CmlEndpoint,
@@ -37,6 +44,7 @@ from processors.ports.cml import (
     CmlWaitTimeout,
     LabState,
     LabStatus,
+    NodeConsole,
     NodeState,
 )
 
@@ -156,7 +164,7 @@ class CmlRestClient:
             lab_id=lab_id,
             status=status,
             converged=converged,
-            nodes={str(node["label"]): _node_state(node.get("state")) for node in nodes},
+            nodes={str(node["label"]): node_state(node.get("state")) for node in nodes},
         )
 
     async def wait_until_booted(self, worker: CmlEndpoint, lab_id: str, timeout: float) -> LabState:
@@ -210,6 +218,24 @@ class CmlRestClient:
             if text:
                 configs[str(node["label"])] = text
         return configs
+
+    async def consoles(self, worker: CmlEndpoint, lab_id: str) -> list[NodeConsole]:
+        params = {"data": "true", "operational": "true", "exclude_configurations": "true"}
+        found: list[NodeConsole] = []
+        for node in await self._get(worker, f"labs/{lab_id}/nodes", params=params, lab_id=lab_id):
+            if not may_be_running(node):
+                continue
+            listed = serial_consoles(node)
+            if listed is not None:
+                found.extend(listed)
+                continue
+            try:  # no operational data: ask for the first line's key (400 when there is none)
+                key = await self._get(worker, f"labs/{lab_id}/nodes/{node['id']}/keys/console",
+                                      params={"line": 0}, lab_id=lab_id)
+            except CmlRejected:
+                continue
+            found.append(NodeConsole(str(node["label"]), 0, str(key)))
+        return found
 
     async def find_lab_by_title(self, worker: CmlEndpoint, title: str) -> str | None:
         try:
@@ -275,14 +301,14 @@ class CmlRestClient:
                 status = response.status_code
                 if status < 500 and status != 429:
                     session.breaker.record_success()
-                    if status == 404 and lab_id is not None and _description(response).startswith("Lab not found"):
+                    if status == 404 and lab_id is not None and description(response).startswith("Lab not found"):
                         raise CmlLabNotFound(worker.worker_id, lab_id)
                     if status >= 400:
-                        raise CmlRejected(worker.worker_id, status, _description(response))
+                        raise CmlRejected(worker.worker_id, status, description(response))
                     return response
                 failure = CmlUnavailable(
-                    worker.worker_id, f"{method} {path}: {status} {_description(response)}",
-                    retry_after=_retry_after(response),
+                    worker.worker_id, f"{method} {path}: {status} {description(response)}",
+                    retry_after=retry_after_header(response),
                 )
             session.breaker.record_failure()
             if attempt < attempts:
@@ -387,40 +413,3 @@ class CmlRestClient:
             headers={"X-CML-CLIENT": self.settings.client_name},
             follow_redirects=True,
         )
-
-
-def configuration_text(configuration: Any) -> str:
-    """A node's configuration: a string (older CML) or a list of ``{name, content}`` files."""
-    if isinstance(configuration, str):
-        return configuration
-    if isinstance(configuration, list):
-        return main_configuration(configuration)
-    return ""
-
-
-def _node_state(raw: Any) -> NodeState:
-    """CML's node state; an unknown or missing one counts as running but not booted, so a lab
-    is never reported ready on a state this client does not understand."""
-    try:
-        return NodeState(raw)
-    except ValueError:
-        return NodeState.STARTED
-
-
-def _description(response: httpx.Response) -> str:
-    """CML's error text: ``{"code", "description"}``, a bare JSON string, or the raw body."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text
-    if isinstance(body, dict):
-        return str(body.get("description") or body.get("detail") or body)
-    return str(body)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None  # an HTTP date: fall back to our own backoff

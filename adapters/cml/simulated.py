@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from adapters.cml.lab_machine import LabMachine, LabRefused
+from adapters.cml.lab_machine import ACTIVE, LabMachine, LabRefused
 from adapters.cml.timing import Clock, Sleep
 from adapters.cml.topology import TopologyInvalid, parse_topology
 from processors.ports.cml import (
@@ -28,6 +28,7 @@ from processors.ports.cml import (
     CmlWaitTimeout,
     LabState,
     LabStatus,
+    NodeConsole,
 )
 
 
@@ -144,6 +145,16 @@ class SimulatedCml:
             if text:
                 configs[node.spec.label] = text
         return configs
+
+    async def consoles(self, worker: CmlEndpoint, lab_id: str) -> list[NodeConsole]:
+        lab = self._lab(worker, lab_id)
+        lab.advance(self._now())
+        return [
+            # A key per node start, stable while it runs (CML issues a new one each start).
+            NodeConsole(node.spec.label, 0, str(uuid.uuid5(uuid.NAMESPACE_URL, f"cml-console:{node_id}:{node.starts}")))
+            for node_id, node in lab.nodes.items()
+            if node.state in ACTIVE and node.spec.has_console
+        ]
 
     async def find_lab_by_title(self, worker: CmlEndpoint, title: str) -> str | None:
         matches = [lab for lab in self._worker(worker).values() if lab.title == title]

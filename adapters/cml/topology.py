@@ -23,7 +23,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 TOP_LEVEL_KEYS = frozenset({"lab", "nodes", "links", "annotations", "smart_annotations"})
 INTERFACE_TYPES = frozenset({"physical", "loopback"})
-# Node definitions that have no console to extract a configuration from.
+# Node definitions that have no serial console (so no configuration to extract from one).
 WITHOUT_CONFIG_EXTRACTION = frozenset({"unmanaged_switch", "external_connector"})
 
 
@@ -53,6 +53,10 @@ class NodeSpec:
     @property
     def has_config_extraction(self) -> bool:
         return self.node_definition not in WITHOUT_CONFIG_EXTRACTION
+
+    @property
+    def has_console(self) -> bool:
+        return self.node_definition not in WITHOUT_CONFIG_EXTRACTION  # the same nodes lack a console
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,16 @@ class LabState:
         )
 
 
+@dataclass(frozen=True)
+class NodeConsole:
+    """One serial console of a running node: ``key`` opens it in CML's web console, and
+    ``open /<lab>/<node>/<line>`` on the controller's SSH console server (port 22) reaches it too."""
+
+    node: str  # the node's label
+    line: int
+    key: str
+
+
 class CmlError(Exception):
     """Base of every CML failure; ``retryable`` tells the caller whether trying later may help."""
 
@@ -167,6 +177,13 @@ class CmlGateway(Protocol):
 
         Nodes that cannot be extracted (not booted, no extraction support) report the
         configuration CML has stored for them, and are left out when that is empty.
+        """
+
+    async def consoles(self, worker: CmlEndpoint, lab_id: str) -> list[NodeConsole]:
+        """The serial consoles of the lab's running nodes, with CML's console keys.
+
+        Nodes without a console (``unmanaged_switch``, ``external_connector``) or not running
+        have none; the keys change each time a node starts.
         """
 
     async def find_lab_by_title(self, worker: CmlEndpoint, title: str) -> str | None:

@@ -181,3 +181,26 @@ def test_node_configs_report_stored_configs_until_nodes_boot(cml: Harness) -> No
         assert configs["edge"] == "hostname edge\n"
 
     cml.run(scenario)
+
+
+def test_running_nodes_have_console_keys_that_change_on_restart(cml: Harness) -> None:
+    switch = "  - {id: s0, label: sw, node_definition: unmanaged_switch, x: 0, y: 100}\n"
+
+    async def scenario(gateway: CmlGateway, worker: CmlEndpoint) -> None:
+        lab_id = await gateway.import_lab(worker, lab_yaml(2, extra_nodes=switch), title="instance-consoles")
+        assert await gateway.consoles(worker, lab_id) == []  # nothing runs yet
+        await gateway.start_lab(worker, lab_id)
+        await gateway.wait_until_booted(worker, lab_id, timeout=BOOT_TIMEOUT)
+        first = await gateway.consoles(worker, lab_id)
+        assert sorted((c.node, c.line) for c in first) == [("r1", 0), ("r2", 0)]  # the switch has no console
+        assert len({c.key for c in first}) == 2
+        assert await gateway.consoles(worker, lab_id) == first  # stable while the nodes run
+
+        await gateway.stop_lab(worker, lab_id)
+        assert await gateway.consoles(worker, lab_id) == []
+        await gateway.start_lab(worker, lab_id)
+        await gateway.wait_until_booted(worker, lab_id, timeout=BOOT_TIMEOUT)
+        again = await gateway.consoles(worker, lab_id)
+        assert {c.node for c in again} == {"r1", "r2"} and not {c.key for c in again} & {c.key for c in first}
+
+    cml.run(scenario)

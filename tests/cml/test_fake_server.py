@@ -141,3 +141,26 @@ def test_client_reads_node_states_from_lab_element_state_when_nodes_lack_them(
 
     assert asyncio.run(scenario()) == {"r1": NodeState.BOOTED, "r2": NodeState.BOOTED}
     assert fake_cml.calls("GET", "/lab_element_state") >= 1
+
+
+@pytest.mark.parametrize("operational", [True, False])
+def test_client_reads_console_keys_with_or_without_operational_data(
+    fake_cml: FakeCml, rest_worker: CmlEndpoint, operational: bool
+) -> None:
+    fake_cml.node_objects_have_operational = operational  # older controllers: ask keys/console per node
+    client = CmlRestClient(fast_rest_settings())
+
+    async def scenario() -> list[tuple[str, str]]:
+        try:
+            lab_id = await client.import_lab(rest_worker, lab_yaml(2), "instance-keys")
+            await client.start_lab(rest_worker, lab_id)
+            await client.wait_until_booted(rest_worker, lab_id, timeout=5)
+            return sorted((c.node, c.key) for c in await client.consoles(rest_worker, lab_id))
+        finally:
+            await client.aclose()
+
+    consoles = asyncio.run(scenario())
+    lab = next(iter(fake_cml.labs.values()))
+    expected = sorted((lab.nodes[node_id].spec.label, keys[0]) for node_id, keys in lab.console_keys.items())
+    assert consoles == expected and len(consoles) == 2
+    assert (fake_cml.calls("GET", "/keys/console") == 2) is not operational

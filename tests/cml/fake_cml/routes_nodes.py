@@ -28,7 +28,8 @@ def register(app: FastAPI, fake: FakeCml) -> None:
             return list(lab.nodes)
         return [
             lab.node_object(node_id, now, not exclude_configurations, state=fake.node_objects_have_state,
-                            operational=operational, configuration_as_string=fake.config_as_string)
+                            operational=operational and fake.node_objects_have_operational,
+                            configuration_as_string=fake.config_as_string)
             for node_id in lab.nodes
         ]
 
@@ -38,7 +39,8 @@ def register(app: FastAPI, fake: FakeCml) -> None:
         lab = fake.lab(lab_id)
         fake.node_of(lab, node_id)
         return lab.node_object(node_id, fake.now(), not exclude_configurations, state=fake.node_objects_have_state,
-                               operational=operational, configuration_as_string=fake.config_as_string)
+                               operational=operational and fake.node_objects_have_operational,
+                               configuration_as_string=fake.config_as_string)
 
     @app.get(f"{NODE}/state")
     async def node_state(lab_id: str, node_id: str) -> dict[str, str]:

@@ -31,6 +31,7 @@ class FakeCml(FaultPlan):
     token_lifetime_seconds: float | None = None  # None: tokens last until logout or expire_tokens()
     config_as_string: bool = False  # older controllers return configuration as a plain string
     node_objects_have_state: bool = True  # if False, clients must read lab_element_state
+    node_objects_have_operational: bool = True  # if False, operational=true is ignored (older CML)
     tokens: dict[str, float] = field(default_factory=dict)  # JWT -> monotonic expiry (inf: none)
     labs: dict[str, FakeLab] = field(default_factory=dict)
     rng: random.Random = field(default_factory=lambda: random.Random(19))
@@ -46,6 +47,7 @@ class FakeCml(FaultPlan):
             self.token_lifetime_seconds = None
             self.config_as_string = False
             self.node_objects_have_state = True
+            self.node_objects_have_operational = True
 
     # -- accounts and tokens ------------------------------------------------------------------
 
