@@ -70,9 +70,15 @@ class Instantiation(_Controller):
         except (CmlError, ArtifactError, InvalidInput) as error:
             await self._attempt_failed(instance, endpoint, lab_id, error)
             return True
+        try:
+            consoles = await self.cml.consoles(endpoint, lab_id)
+        except CmlError as error:  # the lab is up: a user without console keys can still log in
+            log.warning("no console keys for %s (lab %s): %s", instance.id, lab_id, error)
+            consoles = []
         session = user_session(
             instance, self._version(instance), host=worker.ip, lab_id=lab_id,
-            login_url_template=self.settings.login_url_template,
+            login_url_template=self.settings.login_url_template, consoles=consoles,
+            console_url_template=self.settings.console_url_template,
         )
         instance.mark_ready(session, self._ctx(self.clock.now(), "lab_booted"))
         self.store.save(instance)

@@ -53,6 +53,8 @@ class LifecycleSettings:
     reconcile_interval: timedelta = timedelta(minutes=10)
     #: the user's entry point; ``{host}``, ``{lab_id}``, ``{instance_id}`` are filled in
     login_url_template: str = "https://{host}/lab/{lab_id}"
+    #: a node's web console; ``{host}``, ``{key}`` (CML's console key), ``{lab_id}`` are filled in
+    console_url_template: str = "https://{host}/console/{key}"
     #: at most this many instances are driven at once (CML calls in flight)
     concurrency: int = 64
     actor: str = "system:instance-controller"

@@ -34,6 +34,11 @@ def test_instantiation_imports_the_rewritten_lab_and_records_the_user_session(wo
         {"name": "serial_2", "protocol": "telnet", "host": WORKER_IP, "port": ports["serial_2"]},
         {"name": "vnc_1", "protocol": "vnc", "host": WORKER_IP, "port": ports["vnc_1"]},
     ]
+    consoles = session["consoles"]
+    assert [(c["node"], c["line"]) for c in consoles] == sorted((n.spec.label, 0) for n in lab.nodes.values())
+    for console in consoles:
+        assert console["url"] == f"https://{WORKER_IP}/console/{console['key']}"
+        assert console["open"] == f"open /{instance.cml_lab_id}/{console['node']}/0"
     assert world.events(instance_id)[-4:] == ["InstantiationStarted", "LabImported", "LabStarted", "InstanceReady"]
 
 

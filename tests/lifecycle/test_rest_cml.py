@@ -47,6 +47,9 @@ def test_a_graded_lab_lives_and_ends_on_a_cml_over_http(tmp_path: Path, fake_ser
         assert instance.state is S.READY, world.events(instance_id)
         assert list(fake.labs) == [instance.cml_lab_id]
         assert fake.labs[instance.cml_lab_id].title == instance_id
+        lab = fake.labs[instance.cml_lab_id]
+        keys = {lab.nodes[node_id].spec.label: node_keys[0] for node_id, node_keys in lab.console_keys.items()}
+        assert {c["node"]: c["key"] for c in instance.user_session["consoles"]} == keys and keys
 
         world.login(instance_id)
         world.clock.advance(timedelta(minutes=30))
