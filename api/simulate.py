@@ -145,7 +145,7 @@ def _parse_scaling(pairs: Sequence[str]) -> dict[str, Any]:
 
     from domain.scaling import ScalingSettings
 
-    durations = {"horizon", "grace_period", "stopped_retention", "scale_up_margin"}
+    durations = {k for k, v in vars(ScalingSettings()).items() if isinstance(v, timedelta)}
     known = set(ScalingSettings.__dataclass_fields__)
     out: dict[str, Any] = {}
     for pair in pairs:

@@ -114,8 +114,11 @@ class Worker(LrmAggregate):
             aggregate._enter(W.FAILED, self.timestamp)
 
     class DrainingStarted(LrmAggregate.Event):
+        """``drain_deadline`` is None for a drain without a timeout (the autoscaler's, or an
+        admin's without one): nothing on the worker is ever ended because of the drain."""
+
         reason: str
-        drain_deadline: datetime
+        drain_deadline: datetime | None
         held_instance_ids: list[str]
 
         def apply(self, aggregate: Worker) -> None:
@@ -311,11 +314,19 @@ class Worker(LrmAggregate):
         self._record(self.WorkerProvisioningFailed, ctx, error=str(error),
                      affected_instance_ids=sorted(r.instance_id for r in self.ledger.reservations()))
 
-    def start_draining(self, reason: str, ctx: CommandContext) -> None:
+    def start_draining(self, reason: str, ctx: CommandContext, *, timeout_hours: float | None = None) -> None:
+        """RUNNING → DRAINING: accept nothing new, finish what it holds.
+
+        Only an admin's drain may carry a timeout (SPEC §5): past ``drain_deadline`` its
+        leftovers are terminated with reason ``drain_timeout``. Without one (the default,
+        and always for the autoscaler) the drain never ends a lab.
+        """
         self._require(W.DRAINING, "start draining")
+        if timeout_hours is not None and (isinstance(timeout_hours, bool) or not timeout_hours > 0):
+            raise InvalidInput("timeout_hours", f"must be a positive number of hours, got {timeout_hours!r}")
+        deadline = ctx.at + timedelta(hours=float(timeout_hours)) if timeout_hours is not None else None
         self._record(
-            self.DrainingStarted, ctx, reason=reason,
-            drain_deadline=ctx.at + timedelta(hours=self.template.drain_timeout_hours),
+            self.DrainingStarted, ctx, reason=reason, drain_deadline=deadline,
             held_instance_ids=sorted(r.instance_id for r in self.ledger.reservations()),
         )
 

@@ -10,10 +10,11 @@ from api.auth import Principal, Role, require
 from api.deps import Ctx, ReadYourWrites, get_container
 from api.schemas import PROBLEM_RESPONSES, Cursor, Limit, paged
 from api.schemas.templates import PositionOut
-from api.schemas.workers import ProvisionIn, ReasonIn, TimelinePage, WorkerOut, WorkerPage, WorkerProvisionedOut
+from api.schemas.workers import DrainIn, ProvisionIn, ReasonIn, TimelinePage, WorkerOut, WorkerPage, WorkerProvisionedOut
 from domain.errors import NotFound
 from domain.naming import MAX_NAME_LENGTH
 from domain.worker import WorkerState
+from processors.commands.workers import TEMPLATE_TIMEOUT as DEFAULT_TIMEOUT
 from projections.readmodels.workers import WorkerQueries, worker_view
 
 router = APIRouter(prefix="/workers", tags=["workers"], responses=PROBLEM_RESPONSES)
@@ -71,9 +72,12 @@ def provision(request: Request, body: ProvisionIn, ctx: Ctx, _: Admin) -> dict:
 
 @router.post("/{worker_id}/drain", response_model=PositionOut, status_code=202,
              summary="RUNNING → DRAINING: accept nothing new, finish what it holds")
-def drain(request: Request, worker_id: WorkerId, ctx: Ctx, _: Admin, body: ReasonIn | None = None) -> dict:
+def drain(request: Request, worker_id: WorkerId, ctx: Ctx, _: Admin, body: DrainIn | None = None) -> dict:
     reason = body.reason if body else "admin"
-    return {"position": get_container(request).worker_service.drain(worker_id, ctx, reason=reason)}
+    # Absent: the template's drain timeout; explicit null: no timeout (see DrainIn).
+    timeout = body.timeout_hours if body is not None and "timeout_hours" in body.model_fields_set else DEFAULT_TIMEOUT
+    return {"position": get_container(request).worker_service.drain(worker_id, ctx, reason=reason,
+                                                                     timeout_hours=timeout)}
 
 
 @router.post("/{worker_id}/cancel-drain", response_model=PositionOut, status_code=202,

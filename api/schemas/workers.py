@@ -23,6 +23,14 @@ class ReasonIn(Strict):
     reason: str = Field("admin", max_length=500)
 
 
+class DrainIn(ReasonIn):
+    """An admin drain. ``timeout_hours`` absent: the template's ``drain_timeout_hours``;
+    ``null``: no timeout (nothing is ever ended by the drain); a number: that many hours,
+    after which the labs still on the worker are terminated with reason ``drain_timeout``."""
+
+    timeout_hours: float | None = Field(None, gt=0, le=24 * 30)
+
+
 class WorkerProvisionedOut(BaseModel):
     id: str
     state: str

@@ -40,6 +40,8 @@ class FleetWorker:
     reservation whose hold covers ``now`` they make the worker untouchable (except by
     drain timeout). ``state_since`` is when it entered ``state`` (drain timeout, stopped
     retention). ``expected_ready_at`` matters for PENDING/PROVISIONING workers.
+    ``drain_deadline`` is set only for an admin's drain with a timeout: the one case in
+    which labs still on the worker are ended (``drain_timeout``, SPEC §5).
     """
 
     worker_id: str
@@ -52,6 +54,7 @@ class FleetWorker:
     capacity: Resources
     max_nodes: int
     license_type: str
+    drain_deadline: datetime | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state", WorkerState(self.state))
@@ -60,6 +63,7 @@ class FleetWorker:
         object.__setattr__(self, "active_instance_ids", tuple(sorted(self.active_instance_ids)))
         _aware("state_since", self.state_since)
         _aware("expected_ready_at", self.expected_ready_at, optional=True)
+        _aware("drain_deadline", self.drain_deadline, optional=True)
 
     def holds_active_lab(self, now: datetime) -> bool:
         """A lab lives on it: an active instance, or a hold that covers ``now``."""
@@ -86,11 +90,13 @@ class FleetWorker:
             "capacity": self.capacity.to_dict(),
             "max_nodes": self.max_nodes,
             "license_type": self.license_type,
+            "drain_deadline": self.drain_deadline.isoformat() if self.drain_deadline else None,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FleetWorker:
         ready = data.get("expected_ready_at")
+        deadline = data.get("drain_deadline")
         return cls(
             worker_id=data["worker_id"],
             template_name=data["template_name"],
@@ -102,6 +108,7 @@ class FleetWorker:
             capacity=Resources.from_dict(dict(data["capacity"])),
             max_nodes=int(data["max_nodes"]),
             license_type=str(data["license_type"]),
+            drain_deadline=datetime.fromisoformat(deadline) if deadline else None,
         )
 
 
@@ -251,11 +258,18 @@ class ScalingSettings:
     ``horizon``: queued demand needed later than ``now + horizon`` is ignored for now.
     ``scale_up_margin``: extra lead on top of a worker's boot time, so a boot that runs a
     little long still makes the need (a launch is due at ``needed_by - boot - margin``).
-    ``stop_between_reservations``: cost-saving variant of the scale-down rule (off =
-    SPEC wording): an idle RUNNING worker whose next reservation is beyond the grace
-    period is stopped (and restarted in time) instead of draining until it ends.
+    ``stop_between_reservations``: an idle worker whose next reservation is further away
+    than the break-even is stopped and restarted in time for it (on by default, SPEC §5);
+    off = it stays up idle until then (the baseline to compare with).
+    ``stop_min_saving``: the break-even: a stop is made only when the worker would be
+    down (unbilled) at least this long before its planned restart.
+    ``replacement_lead``: a boot is timed so that, if it fails, one replacement boot
+    (a restart of a spare stopped worker when one exists, else a launch) is still ready
+    ``scale_up_margin`` before the first lab's start (SPEC §5 "boot failures").
     ``allow_cancel_drain``: new demand may take back a DRAINING worker (CancelDrain)
     before anything is restarted or launched.
+    ``consolidate`` / ``consolidation_min_saving``: re-pack movable future reservations
+    onto fewer workers when a move set saves at least this many worker-hours.
     """
 
     horizon: timedelta = timedelta(hours=24)
@@ -264,11 +278,16 @@ class ScalingSettings:
     min_warm: Mapping[str, int] = field(default_factory=dict)
     stopped_retention: timedelta = timedelta(hours=24)
     scale_up_margin: timedelta = timedelta(minutes=5)
-    stop_between_reservations: bool = False
+    stop_between_reservations: bool = True
     allow_cancel_drain: bool = True
+    stop_min_saving: timedelta = timedelta(minutes=15)
+    replacement_lead: bool = True
+    consolidate: bool = True
+    consolidation_min_saving: timedelta = timedelta(minutes=15)
 
     def __post_init__(self) -> None:
-        for name in ("horizon", "grace_period", "instantiation_lead", "stopped_retention", "scale_up_margin"):
+        for name in ("horizon", "grace_period", "instantiation_lead", "stopped_retention", "scale_up_margin",
+                     "stop_min_saving", "consolidation_min_saving"):
             value = getattr(self, name)
             if not isinstance(value, timedelta) or value < timedelta(0):
                 raise InvalidInput(name, "must be a non-negative duration")
@@ -298,6 +317,10 @@ class ScalingSettings:
             "scale_up_margin_seconds": self.scale_up_margin.total_seconds(),
             "stop_between_reservations": self.stop_between_reservations,
             "allow_cancel_drain": self.allow_cancel_drain,
+            "stop_min_saving_seconds": self.stop_min_saving.total_seconds(),
+            "replacement_lead": self.replacement_lead,
+            "consolidate": self.consolidate,
+            "consolidation_min_saving_seconds": self.consolidation_min_saving.total_seconds(),
         }
 
     @classmethod
@@ -316,4 +339,8 @@ class ScalingSettings:
             scale_up_margin=seconds("scale_up_margin", base.scale_up_margin),
             stop_between_reservations=bool(data.get("stop_between_reservations", base.stop_between_reservations)),
             allow_cancel_drain=bool(data.get("allow_cancel_drain", base.allow_cancel_drain)),
+            stop_min_saving=seconds("stop_min_saving", base.stop_min_saving),
+            replacement_lead=bool(data.get("replacement_lead", base.replacement_lead)),
+            consolidate=bool(data.get("consolidate", base.consolidate)),
+            consolidation_min_saving=seconds("consolidation_min_saving", base.consolidation_min_saving),
         )

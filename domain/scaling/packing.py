@@ -11,7 +11,10 @@ Order of preference for each item (needed earliest first, bigger first on ties):
    fullest over the item's window, as the scheduler's bin-packing score would do;
 2. an empty worker that exists or is booting (already paid for): least late, cheapest;
 3. a new opening: take back a DRAINING worker, restart a STOPPED one, launch a template;
-   least late first, then cheapest, restart before launch on equal cost.
+   least late first, then the lowest cost *per item* (hourly cost × the share of one
+   worker the item takes in its dominant resource: a 2-node lab takes 1/10 of a
+   20-node PERSONAL host but 1/24 of a 48-core ENTERPRISE one, so the latter is cheaper
+   for it at the same hourly price), restart before launch on equal cost.
 Options 2 and 3 share their ordering on purpose: a worker launched by one plan is an
 empty booting worker in the next, and is chosen for the same items, so planning twice
 never launches twice.
@@ -27,6 +30,7 @@ from domain.ledger import Reservation
 from domain.resources import TOLERANCE, Resources
 from domain.scaling.inputs import BOOTING_STATES, DemandItem, FleetWorker, TemplateOffer, WorkerState
 from domain.scaling.timeline import Timeline, Usage
+from domain.scaling.timing import ready_target
 
 FLEET = "fleet"
 CANCEL_DRAIN = "cancel_drain"
@@ -52,6 +56,8 @@ class Bin:
     worker_id: str | None = None
     packed: list[DemandItem] = field(default_factory=list)
     first_need: datetime | None = None
+    first_start: datetime | None = None  # the first lab's start (replacement lead)
+    replacement_boot: timedelta | None = None  # set once the packing is done
     for_warm_minimum: bool = False
 
     @property
@@ -64,10 +70,12 @@ class Bin:
         return self.origin in (RESTART, LAUNCH)
 
     def ready_at(self, margin: timedelta) -> datetime:
-        """When the plan makes it ready: as late as its first need allows, never before it can be."""
+        """When the plan makes it ready: as late as its first need (and the lead for one
+        replacement boot) allows, never before it can be."""
         if not self.flexible or self.first_need is None:
             return self.earliest_ready
-        return max(self.earliest_ready, self.first_need - margin)
+        target = ready_target(self.first_need, self.first_start or self.first_need, margin, self.replacement_boot)
+        return max(self.earliest_ready, target)
 
     def action_at(self, margin: timedelta) -> datetime:
         """When to restart or launch it so it is ready at ``ready_at``."""
@@ -97,11 +105,30 @@ class Bin:
         c = self.capacity
         return (c.cpu_cores, c.memory_gb, c.storage_gb, float(self.max_nodes))
 
+    def cost_per_item(self, item: DemandItem) -> float:
+        """Hourly cost of the share of this worker the item takes (dominant resource)."""
+        return self.hourly_cost * dominant_share(item, self.capacity, self.max_nodes)
+
     def add(self, item: DemandItem, need: datetime) -> None:
         self.timeline.add(item.instance_id, item.hold_start, item.hold_end, _usage(item.requirements, item.node_count))
         self.packed.append(item)
         if self.first_need is None or need < self.first_need:
             self.first_need = need
+        start = max(item.timeslot_start or need, need)
+        if self.first_start is None or start < self.first_start:
+            self.first_start = start
+
+
+def dominant_share(item: DemandItem, capacity: Resources, max_nodes: int) -> float:
+    """The largest fraction of one worker's cpu, memory, storage or nodes the item needs."""
+    r = item.requirements
+    shares = [
+        r.cpu_cores / capacity.cpu_cores if capacity.cpu_cores > 0 else 0.0,
+        r.memory_gb / capacity.memory_gb if capacity.memory_gb > 0 else 0.0,
+        r.storage_gb / capacity.storage_gb if capacity.storage_gb > 0 else 0.0,
+        item.node_count / max_nodes if max_nodes > 0 else 0.0,
+    ]
+    return max(shares)
 
 
 def _usage(resources: Resources, nodes: int) -> Usage:
@@ -265,7 +292,8 @@ def pack(
         if chosen is None:
             candidates = [b for b in idle if acceptable(b)]
             if candidates:
-                chosen = min(candidates, key=lambda b: (late(b), b.hourly_cost, b.template_name, b.earliest_ready, b.key))
+                chosen = min(candidates, key=lambda b: (late(b), b.cost_per_item(item), b.template_name,
+                                                        b.earliest_ready, b.key))
                 idle.remove(chosen)
                 used.append(chosen)
         if chosen is None:
@@ -278,7 +306,7 @@ def pack(
                     key=lambda b: (
                         late(b),
                         opening_rank[b.origin] != 0,  # a draining worker is already running
-                        b.hourly_cost,
+                        round(b.cost_per_item(item), 9),
                         opening_rank[b.origin],
                         b.template_name,
                         b.earliest_ready,

@@ -32,7 +32,7 @@ from uuid import NAMESPACE_URL, uuid5
 
 from domain.context import CommandContext
 from domain.errors import ConcurrencyConflict, DomainError, NotFound
-from domain.instance import LabletInstance
+from domain.instance import InstanceState, LabletInstance
 from domain.scaling import (
     CancelDrain,
     ForceTerminateLeftovers,
@@ -225,7 +225,9 @@ class Autoscaler:
         return run
 
     def _terminate_leftovers(self, action: ForceTerminateLeftovers, ctx: CommandContext) -> None:
-        """Each leftover instance is terminated (``drain_timeout``) and its hold released, atomically."""
+        """An admin's drain timed out: each lab still on the worker is terminated
+        (``drain_timeout``) and its hold released, atomically; a booking that has not
+        started instantiating is re-queued (the scheduler places it elsewhere), not ended."""
         for instance_id in action.instance_ids:
             def attempt(instance_id: str = instance_id) -> None:
                 worker = self.store.get(action.worker_id)
@@ -234,9 +236,13 @@ class Autoscaler:
                     instance = self.store.get(instance_id)
                 except NotFound:
                     instance = None
-                if isinstance(instance, LabletInstance) and instance.is_live:
-                    instance.terminate("drain_timeout", ctx, detail=f"worker {action.worker_id} drain timed out")
-                    changed.append(instance)
+                if isinstance(instance, LabletInstance) and instance.worker_id == action.worker_id:
+                    if instance.state is InstanceState.SCHEDULED:
+                        instance.unschedule("drain_timeout", ctx)
+                        changed.append(instance)
+                    elif instance.is_live:
+                        instance.terminate("drain_timeout", ctx, detail=f"worker {action.worker_id} drain timed out")
+                        changed.append(instance)
                 if worker.release(instance_id, ctx, reason="drain_timeout"):
                     changed.append(worker)
                 if changed:

@@ -81,6 +81,7 @@ def fleet_worker(worker: Worker, living: Iterable[str], now: datetime) -> FleetW
         capacity=spec.capacity,
         max_nodes=spec.node_limit,
         license_type=spec.license_type.value,
+        drain_deadline=worker.drain_deadline,
     )
 
 

@@ -18,6 +18,9 @@ from domain.worker_template import WorkerTemplate
 from processors.commands import AggregateStore
 from processors.retry import retry_on_conflict
 
+# "use the template's drain_timeout_hours" (None already means "no timeout").
+TEMPLATE_TIMEOUT: object = object()
+
 WORKER_ID = re.compile(r"^Worker-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -55,8 +58,18 @@ class WorkerService:
         worker = Worker.request(template.spec, ctx, reason=reason)
         return WorkerProvisioned(worker.id, self.store.save(worker))
 
-    def drain(self, worker_id: str, ctx: CommandContext, *, reason: str = "admin") -> int:
-        return self._change(worker_id, lambda w: w.start_draining(reason, ctx))
+    def drain(
+        self, worker_id: str, ctx: CommandContext, *, reason: str = "admin",
+        timeout_hours: float | None | object = TEMPLATE_TIMEOUT,
+    ) -> int:
+        """An admin drain, the only one that may carry a timeout (SPEC §5). By default the
+        template's ``drain_timeout_hours``; ``None`` drains without a timeout."""
+
+        def command(worker: Worker) -> None:
+            hours = worker.template.drain_timeout_hours if timeout_hours is TEMPLATE_TIMEOUT else timeout_hours
+            worker.start_draining(reason, ctx, timeout_hours=hours)  # type: ignore[arg-type]
+
+        return self._change(worker_id, command)
 
     def cancel_drain(self, worker_id: str, ctx: CommandContext, *, reason: str = "admin") -> int:
         return self._change(worker_id, lambda w: w.cancel_drain(ctx, reason=reason))

@@ -8,6 +8,7 @@ from datetime import timedelta
 from adapters.clock import VirtualClock
 from adapters.eventstore.store import EventStore
 from domain.instance import InstanceState
+from domain.scaling import ForceTerminateLeftovers
 from domain.scaling_decision import ScalingDecision
 from domain.worker import Worker, WorkerState
 from processors.autoscaler import Autoscaler
@@ -92,13 +93,30 @@ def test_a_worker_with_a_live_lab_is_never_stopped_even_past_its_hold(store: Eve
     assert store.get(worker_id).state is W.STOPPING
 
 
+def test_a_drain_without_a_timeout_never_ends_a_lab(store: EventStore, clock: VirtualClock) -> None:
+    fleet = personal_fleet(store, clock)
+    [lab] = fleet.book(1, clock.now() + timedelta(minutes=40), 30)
+    fleet.run_until(clock.now() + timedelta(minutes=30))
+    worker_id = store.get(lab).worker_id
+    worker = store.get(worker_id)
+    worker.start_draining("admin", ctx(clock, "admin:ops"))  # no timeout
+    store.save(worker)
+    until = clock.now() + 3 * timedelta(hours=worker.template.drain_timeout_hours)
+    while clock.now() < until:
+        clock.advance(timedelta(minutes=10))
+        decision = fleet.autoscaler.tick()
+        assert decision is None or not decision.plan.of_type(ForceTerminateLeftovers)
+    assert store.get(worker_id).state is W.DRAINING and store.get(lab).state is InstanceState.RUNNING
+
+
 def test_drain_timeout_terminates_the_leftovers_and_stops_the_worker(store: EventStore, clock: VirtualClock) -> None:
     fleet = personal_fleet(store, clock)
     [lab] = fleet.book(1, clock.now() + timedelta(minutes=40), 30)
     fleet.run_until(clock.now() + timedelta(minutes=30))
     worker_id = store.get(lab).worker_id
     worker = store.get(worker_id)
-    worker.start_draining("admin", ctx(clock, "admin:ops"))  # an admin drains it; the lab never ends
+    # An admin drains it with the template's timeout: the one way a lab is ended by a drain.
+    worker.start_draining("admin", ctx(clock, "admin:ops"), timeout_hours=worker.template.drain_timeout_hours)
     store.save(worker)
     drain_timeout = timedelta(hours=worker.template.drain_timeout_hours)
     until = clock.now() + drain_timeout

@@ -38,8 +38,9 @@ def test_exam_wave_brings_workers_up_in_time_and_stops_them_after(
                         settings=settings, real_scheduler=real_scheduler)
     fleet.book(WAVE, NINE, 60)
 
-    # Nothing is launched hours ahead: the launch is deferred to boot + margin before 08:45.
-    fleet.run_until(START.replace(hour=8, minute=15))
+    # Nothing is launched hours ahead: the launch is deferred to boot + margin before 08:45,
+    # and 5 min more so that a failed boot's replacement is still ready by 08:55.
+    fleet.run_until(START.replace(hour=8, minute=10))
     assert fleet.workers() == []
     [waiting] = fleet.decisions
     assert waiting.plan.deferred and waiting.launched_worker_ids == []
@@ -51,7 +52,7 @@ def test_exam_wave_brings_workers_up_in_time_and_stops_them_after(
     assert {w.template_name for w in workers} == {"personal-standard"}
     assert all(w.state is WorkerState.RUNNING for w in workers)
     launched_at = {w.entered_at(WorkerState.PENDING) for w in workers}
-    assert launched_at == {START.replace(hour=8, minute=20)}  # one decision, one batch
+    assert launched_at == {START.replace(hour=8, minute=15)}  # one decision, one batch
     assert max(w.entered_at(WorkerState.RUNNING) for w in workers) <= NINE - timedelta(minutes=15)
     states = Counter(i.state for i in fleet.instances())
     assert states == {InstanceState.RUNNING: WAVE}

@@ -130,12 +130,21 @@ def test_repeated_reports_are_no_ops() -> None:
     assert [e.event_name for e in worker.collect_events()] == ["WorkerReady"]
 
 
-def test_draining_sets_a_deadline_from_the_template() -> None:
+def test_a_drain_has_a_deadline_only_when_given_a_timeout() -> None:
     worker = worker_in(W.RUNNING)
-    worker.start_draining("scale_down", CTX)
+    worker.start_draining("idle", CTX)
+    assert worker.state is W.DRAINING and worker.drain_deadline is None  # never ends a lab
+    worker.cancel_drain(CTX)
+    worker.start_draining("admin", CTX, timeout_hours=2)
     assert worker.drain_deadline == T0 + 2 * H
     worker.cancel_drain(CTX)
     assert worker.drain_deadline is None and worker.state is W.RUNNING
+
+
+@pytest.mark.parametrize("bad", [0, -1, True])
+def test_a_drain_timeout_must_be_positive(bad: object) -> None:
+    with pytest.raises(InvalidInput):
+        worker_in(W.RUNNING).start_draining("admin", CTX, timeout_hours=bad)  # type: ignore[arg-type]
 
 
 # -- reservations -------------------------------------------------------------------------------

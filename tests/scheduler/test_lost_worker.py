@@ -30,7 +30,7 @@ def terminated(worker: Worker, ctx: CommandContext) -> None:
 LOSSES: dict[str, tuple[WorkerState, Callable[[Worker, CommandContext], None], timedelta, str]] = {
     "provisioning failed": (WorkerState.PROVISIONING, provisioning_failed, timedelta(0), "worker_lost"),
     "terminated": (WorkerState.RUNNING, terminated, timedelta(0), "worker_lost"),
-    "drained past its deadline": (WorkerState.RUNNING, lambda w, c: w.start_draining("idle", c),
+    "drained past its deadline": (WorkerState.RUNNING, lambda w, c: w.start_draining("admin", c, timeout_hours=1),
                                   timedelta(hours=1, minutes=1), "drain_timeout"),
 }
 
@@ -76,7 +76,7 @@ def test_a_draining_worker_keeps_its_instances_until_the_deadline(store: EventSt
     scheduler = Scheduler(store, clock)
     scheduler.run_until_idle()
     draining = store.get(worker.id)
-    draining.start_draining("scale down", CommandContext(at=T0, actor="autoscaler"))
+    draining.start_draining("admin", CommandContext(at=T0, actor="admin:ops"), timeout_hours=1)
     store.save(draining)
 
     clock.advance(timedelta(minutes=59))

@@ -47,16 +47,15 @@ def next_decision_at(
     settings: ScalingSettings,
 ) -> datetime | None:
     """The earliest later instant at which planning again may change something."""
-    by_name = {t.name: t for t in templates}
+    del templates  # (kept in the signature: drain deadlines now live on the worker)
     moments = [d.launch_at for d in deferred]
     for worker in fleet:
         for r in worker.reservations:
             for t in (r.hold_start - settings.grace_period, r.hold_end):
                 if t > now:
                     moments.append(t)
-        template = by_name.get(worker.template_name)
-        if worker.state is WorkerState.DRAINING and template is not None:
-            moments.append(worker.state_since + template.drain_timeout)
+        if worker.state is WorkerState.DRAINING and worker.drain_deadline is not None:
+            moments.append(worker.drain_deadline)
         if worker.state is WorkerState.STOPPED:
             moments.append(worker.state_since + settings.stopped_retention)
         if worker.expected_ready_at is not None and worker.state in (WorkerState.PENDING, WorkerState.PROVISIONING):

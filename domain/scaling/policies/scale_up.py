@@ -21,6 +21,7 @@ from domain.scaling.actions import (
 )
 from domain.scaling.demand import minutes
 from domain.scaling.inputs import BOOTING_STATES, DemandItem, FleetWorker, ScalingSettings, TemplateOffer, WorkerState
+from domain.scaling.timing import replacement_boot
 from domain.scaling.packing import (
     CANCEL_DRAIN,
     FLEET,
@@ -39,8 +40,10 @@ from domain.scaling.packing import (
 class ScaleUp:
     actions: list[ScalingAction] = field(default_factory=list)
     deferred: list[DeferredLaunch] = field(default_factory=list)
-    # Workers this plan relies on (packed onto, restarted, taken back): never scaled down by it.
-    relied_on: set[str] = field(default_factory=set)
+    # Workers this plan relies on (packed onto, restarted, taken back) and from when: None =
+    # now (restarted, taken back: never scaled down by this plan); a time = the earliest need
+    # of the queued work packed onto it (the scale-down may still stop it across the gap).
+    relied_on: dict[str, datetime | None] = field(default_factory=dict)
     unplaceable: list[str] = field(default_factory=list)
     late_minutes: dict[str, float] = field(default_factory=dict)
     per_template: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -85,6 +88,7 @@ def plan_scale_up(
             if live:
                 # Booked on a stopped worker: it must be restarted in time for its own holds.
                 bin_.first_need = min(r.hold_start for r in live)
+                bin_.first_start = bin_.first_need + lead
                 in_use.append(bin_)
             else:
                 openings.append(bin_)
@@ -111,8 +115,22 @@ def plan_scale_up(
         late_minutes={k: minutes(v) for k, v in sorted(packing.lateness.items())},
     )
     bins = list(packing.bins) + [b for b in warm if b not in packing.bins]
+    _set_replacement_lead(bins, openings, by_name, settings)
     _actions_from_bins(now, bins, settings, result, defer=defer, margin=margin, lead=lead)
     return result
+
+
+def _set_replacement_lead(
+    bins: Sequence[Bin], openings: Sequence[Bin], by_name: dict[str, TemplateOffer], settings: ScalingSettings
+) -> None:
+    """Each restart or launch leaves lead for one replacement boot: a restart of a stopped
+    worker of its template the plan does not use, when there is one, else a launch."""
+    used = {id(b) for b in bins}
+    spare = {b.template_name for b in openings if b.origin == RESTART and id(b) not in used}
+    for bin_ in bins:
+        if bin_.flexible:
+            bin_.replacement_boot = replacement_boot(by_name.get(bin_.template_name), settings,
+                                                     spare_stopped=bin_.template_name in spare)
 
 
 def _warm_minimum(
@@ -168,11 +186,11 @@ def _actions_from_bins(
             )
         if bin_.origin == FLEET:
             if bin_.packed and bin_.worker_id:
-                result.relied_on.add(bin_.worker_id)
+                result.relied_on[bin_.worker_id] = bin_.first_need
             continue
         if bin_.origin == CANCEL_DRAIN:
             assert bin_.worker_id is not None
-            result.relied_on.add(bin_.worker_id)
+            result.relied_on[bin_.worker_id] = None
             result.actions.append(
                 CancelDrain(
                     worker_id=bin_.worker_id,
@@ -187,7 +205,7 @@ def _actions_from_bins(
         due = bin_.action_at(margin)
         if bin_.origin == RESTART:
             assert bin_.worker_id is not None
-            result.relied_on.add(bin_.worker_id)
+            result.relied_on[bin_.worker_id] = None
             booked = sum(1 for i in bin_.timeline.instance_ids if i not in set(covers))
             why = _restart_reason(bin_, covers, booked, need) + _late_note(now, bin_, need)
             if due <= now or not defer:

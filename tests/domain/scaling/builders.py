@@ -77,7 +77,8 @@ def reservation_of(item: DemandItem) -> Reservation:
 
 def worker(worker_id: str, state: WorkerState | str = WorkerState.RUNNING, *, template: TemplateOffer | None = None,
            since: datetime | None = None, ready_at: datetime | None = None,
-           holds: Iterable[DemandItem] = (), active: Iterable[str] = ()) -> FleetWorker:
+           holds: Iterable[DemandItem] = (), active: Iterable[str] = (),
+           deadline: datetime | None = None) -> FleetWorker:
     template = template or personal()
     return FleetWorker(
         worker_id=worker_id,
@@ -90,6 +91,7 @@ def worker(worker_id: str, state: WorkerState | str = WorkerState.RUNNING, *, te
         capacity=template.capacity,
         max_nodes=template.max_nodes,
         license_type=template.license_type,
+        drain_deadline=deadline,
     )
 
 

@@ -14,17 +14,19 @@ WAVE = [booking(f"exam-{k:03d}", START, 120) for k in range(200)]
 
 
 def test_wave_is_planned_for_at_once_and_launched_boot_time_ahead() -> None:
+    # Launched so that a failed boot's replacement (another 20-minute launch) is still
+    # ready 5 min before 09:00: ready by 08:35, launched at 08:15.
     early = plan(at(0), [], [TPL], WAVE)
     assert kinds(early) == ["NoAction"]
     (deferred,) = early.deferred
-    assert (deferred.count, deferred.launch_at, deferred.needed_by) == (20, at(20), at(45))
-    assert early.next_decision_at == at(20)
+    assert (deferred.count, deferred.launch_at, deferred.needed_by) == (20, at(15), at(45))
+    assert early.next_decision_at == at(15)
 
-    due = plan(at(20), [], [TPL], WAVE)
+    due = plan(at(15), [], [TPL], WAVE)
     (launch,) = due.launches
     assert launch.template == "personal-standard" and launch.count == 20
     assert launch.needed_by == at(45)  # 09:00 - 15 min instantiation lead
-    assert at(20) + timedelta(minutes=TPL.startup_minutes) <= launch.needed_by  # ready ahead of the start
+    assert at(15) + 2 * timedelta(minutes=TPL.startup_minutes) <= at(START)  # room for one replacement
     assert len(launch.covers) == 200 and "late" not in launch.reason
     assert due.inputs["demand"]["queued_peak"]["nodes"] == 400
     assert due.inputs["per_template"]["personal-standard"]["launch_now"] == 20

@@ -32,31 +32,49 @@ ROWS = [
     Row("an active lab with no hold (overrun) keeps it", [worker("w1", active=["lab"])], []),
     Row("a hold starting within the grace period keeps it", [worker("w1", holds=[held(NOW + 40)])], []),
     Row(
-        "only holds beyond the grace period: drain (SPEC)",
-        [worker("w1", holds=[held(NOW + 120)])],
-        [("StartDraining", "w1")],
-    ),
-    Row(
-        "only holds beyond the grace period: stop when stopping between reservations",
+        "idle until a hold beyond the break-even: stop (restarted in time), never drain",
         [worker("w1", holds=[held(NOW + 120)])],
         [("StopWorker", "w1")],
-        ScalingSettings(stop_between_reservations=True),
     ),
     Row(
-        "a worker whose grace is shorter keeps less",
+        "idle until a far hold, stopping between reservations off: stays up, never drains",
+        [worker("w1", holds=[held(NOW + 120)])],
+        [],
+        ScalingSettings(stop_between_reservations=False),
+    ),
+    Row(
+        "a hold beyond a short grace but within the break-even: stays up",
         [worker("w1", holds=[held(NOW + 40)])],
-        [("StartDraining", "w1")],
+        [],
         ScalingSettings(grace_period=__import__("datetime").timedelta(minutes=10)),
+    ),
+    Row(
+        "the break-even counts the replacement lead: without it the same gap pays for a stop",
+        [worker("w1", holds=[held(NOW + 40)])],
+        [("StopWorker", "w1")],
+        ScalingSettings(grace_period=__import__("datetime").timedelta(minutes=10), replacement_lead=False),
     ),
     Row("draining, every hold ended, nothing active: stop", [worker("d1", "DRAINING", since=at(60), holds=[held(0, 30)])], [("StopWorker", "d1")]),
     Row("draining with an active lab: wait", [worker("d1", "DRAINING", since=at(60), active=["lab"])], []),
-    Row("draining with a hold still ahead: wait", [worker("d1", "DRAINING", since=at(60), holds=[held(NOW + 100)])], []),
+    Row("draining with a hold soon: wait", [worker("d1", "DRAINING", since=at(60), holds=[held(NOW + 40)])], []),
     Row(
-        "drain timeout with leftovers: force-terminate them, then stop",
-        [worker("d1", "DRAINING", since=at(NOW - 241), active=["lab"], holds=[held(NOW - 10, name="y")])],
+        "draining, idle until a far hold: stop (restarted for it)",
+        [worker("d1", "DRAINING", since=at(60), holds=[held(NOW + 100)])],
+        [("StopWorker", "d1")],
+    ),
+    Row(
+        "an admin's drain deadline passed with leftovers: force-terminate them, then stop",
+        [worker("d1", "DRAINING", since=at(NOW - 241), active=["lab"], holds=[held(NOW - 10, name="y")],
+                deadline=at(NOW - 1))],
         [("ForceTerminateLeftovers", "d1"), ("StopWorker", "d1")],
     ),
-    Row("drain timeout with nothing left: just stop", [worker("d1", "DRAINING", since=at(NOW - 241))], [("StopWorker", "d1")]),
+    Row(
+        "draining for longer than the template's timeout but without a deadline: nothing is ended",
+        [worker("d1", "DRAINING", since=at(NOW - 600), active=["lab"], holds=[held(NOW - 10, name="y")])],
+        [],
+    ),
+    Row("an admin's deadline with nothing left: just stop",
+        [worker("d1", "DRAINING", since=at(NOW - 241), deadline=at(NOW - 1))], [("StopWorker", "d1")]),
     Row("stopped beyond retention: terminate", [worker("s1", "STOPPED", since=at(NOW - 24 * 60 - 1))], [("TerminateWorker", "s1")]),
     Row("stopped within retention: keep (prefer stop over terminate)", [worker("s1", "STOPPED", since=at(NOW - 60))], []),
     Row(
@@ -89,7 +107,8 @@ def test_scale_down_rule(row: Row) -> None:
 
 
 def test_drain_timeout_lists_the_leftovers_and_the_reason() -> None:
-    fleet = [worker("d1", "DRAINING", since=at(NOW - 300), active=["lab"], holds=[held(NOW - 10, name="y")])]
+    fleet = [worker("d1", "DRAINING", since=at(NOW - 300), active=["lab"], holds=[held(NOW - 10, name="y")],
+                    deadline=at(NOW - 60))]
     result = plan(at(NOW), fleet, [TPL], [])
     (force,) = result.of_type(ForceTerminateLeftovers)
     assert force.instance_ids == ("lab", "y") and force.reason == "drain_timeout"

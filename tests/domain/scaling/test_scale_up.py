@@ -175,23 +175,40 @@ def test_scale_up_rule(row: Row) -> None:
 
 def test_launch_waits_until_boot_time_plus_margin_requires_it() -> None:
     demand = [booking("a", 60)]  # needed by 08:45; 20 min boot + 5 min margin → launch at 08:20
-    early = plan(at(0), [], [CHEAP], demand)
+    legacy = ScalingSettings(replacement_lead=False)
+    early = plan(at(0), [], [CHEAP], demand, legacy)
     assert kinds(early) == ["NoAction"]
     assert [(d.template, d.count, d.launch_at, d.covers) for d in early.deferred] == [
         ("personal-standard", 1, at(20), ("a",))
     ]
     assert early.next_decision_at == at(20)
-    due = plan(at(20), [], [CHEAP], demand)
+    due = plan(at(20), [], [CHEAP], demand, legacy)
     assert launched(due) == {"personal-standard": 1}
     assert due.launches[0].needed_by == at(45)
 
 
+def test_launch_leaves_lead_for_one_replacement_boot() -> None:
+    # Start 09:00: a replacement launch (20 min) must be ready by 08:55, so the first boot
+    # must be ready (its failure known) by 08:35: launched at 08:15, 5 min before the need alone asks.
+    (deferred,) = plan(at(0), [], [CHEAP], [booking("a", 60)]).deferred
+    assert deferred.launch_at == at(15)
+    # A restart with a spare stopped worker left: the replacement is a 5-minute restart,
+    # which the instantiation lead already covers: restarted at 08:35 as without the lead.
+    spare_plan = plan(at(0), [worker("s1", "STOPPED"), worker("s2", "STOPPED")], [CHEAP], [booking("a", 60)])
+    assert [(d.restart_worker_id, d.launch_at) for d in spare_plan.deferred] == [("s1", at(35))]
+
+
 def test_stopped_restart_is_deferred_until_restart_time_allows() -> None:
-    result = plan(at(0), [worker("s1", "STOPPED")], [CHEAP], [booking("a", 60)])
+    legacy = ScalingSettings(replacement_lead=False)
+    result = plan(at(0), [worker("s1", "STOPPED")], [CHEAP], [booking("a", 60)], legacy)
     assert kinds(result) == ["NoAction"]
     (deferred,) = result.deferred
     assert deferred.restart_worker_id == "s1"
     assert deferred.launch_at == at(60 - 15 - 5 - 5)
+    # With the replacement lead (no other stopped worker: a 20-minute launch would replace it):
+    # ready by 09:00 - 5 - 20 = 08:35, restarted at 08:30.
+    (deferred,) = plan(at(0), [worker("s1", "STOPPED")], [CHEAP], [booking("a", 60)]).deferred
+    assert deferred.launch_at == at(30)
 
 
 def test_need_earlier_than_boot_launches_now_and_says_how_late() -> None:
@@ -244,6 +261,6 @@ def test_full_running_worker_does_not_hide_the_shortfall() -> None:
 
 
 def test_margin_zero_launches_exactly_boot_time_ahead() -> None:
-    settings = ScalingSettings(scale_up_margin=timedelta(0))
+    settings = ScalingSettings(scale_up_margin=timedelta(0), replacement_lead=False)
     assert kinds(plan(at(24), [], [CHEAP], [booking("a", 60)], settings)) == ["NoAction"]
     assert launched(plan(at(25), [], [CHEAP], [booking("a", 60)], settings)) == {"personal-standard": 1}
