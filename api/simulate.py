@@ -130,7 +130,13 @@ def quiet_processors(level: int = logging.ERROR) -> Iterator[None]:
 
 
 def read_workload(path: Path, *, seed: int | None = None, scale: float = 1.0) -> Workload:
-    return load_workload(path.read_text(), seed=seed, scale=scale)
+    def include(name: str) -> str:
+        """``extends:`` names a file beside the workload, never one elsewhere."""
+        if Path(name).name != name:
+            raise OSError(f"{name!r} is not a file name in {path.parent}")
+        return (path.parent / name).read_text()
+
+    return load_workload(path.read_text(), seed=seed, scale=scale, include=include)
 
 
 def results_json(results: Sequence[SimulationResult]) -> str:

@@ -7,8 +7,9 @@ what actually happened in a real store (``lablet replay``).
   an instance never READY waits until it ended (or the end of the run) and is late;
 - **worker-hours, cost, idle share** per template: ``domain.scaling.cost.fleet_cost`` over the
   workers' billed states, idle = billed time holding no reservation;
-- **lower bound** on worker-hours: ``domain.scaling.cost.lower_bounds`` over the reservations
-  actually served (a hold released early counts until its release);
+- **lower bound**, **offline schedule** and where the hours went: ``references`` over the
+  reservations served (a hold released early counts until its release), whatever worker
+  they were on, against every registered template;
 - **interrupted**: ready labs ended by the system before their booked end, count and
   minutes cut (``interruptions``); an admin's drain timeout is reported apart;
 - **scale actions**: actions of the recorded ``ScalingDecided`` events, by kind.
@@ -23,13 +24,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from domain.instance import LabletInstance
-from domain.ledger import Reservation
 from domain.resources import Resources
-from domain.scaling import TemplateOffer
-from domain.scaling.cost import fleet_cost, lower_bounds, state_intervals
+from domain.scaling.cost import CostReport, fleet_cost, state_intervals
 from domain.scaling_decision import ScalingDecision
 from domain.worker import Worker, WorkerState
+from domain.worker_template import WorkerTemplate, WorkerTemplateSpec
+from processors.simulation.capacity import LabKind
 from processors.simulation.interruptions import LabEnd, interruptions
+from processors.simulation.lower_bound import LowerBound
+from processors.simulation.references import HeldLab, references
 from projections.events import StoredEvent
 
 _MINUTE = timedelta(minutes=1)
@@ -45,6 +48,7 @@ class _InstanceFacts:
     ended_at: datetime | None = None
     termination_reason: str | None = None
     logged_in: bool = False
+    requirements: dict[str, Any] = field(default_factory=dict)
     worker_id: str | None = None
     first_end: LabEnd | None = None  # the first stop/collect/termination after READY
 
@@ -52,8 +56,10 @@ class _InstanceFacts:
 @dataclass
 class _Hold:
     worker_id: str
+    instance_id: str
     resources: Resources
     nodes: int
+    ports: int
     start: datetime
     end: datetime
 
@@ -73,6 +79,8 @@ class KpiCollector:
     events: int = 0
     live_labs: int = 0  # READY and not yet terminated, now
     drained_by: dict[str, str] = field(default_factory=dict)  # worker id -> actor of its last drain
+    templates: dict[str, WorkerTemplateSpec] = field(default_factory=dict)  # registered, not removed
+    use_solver: bool = True  # HiGHS for the lower bound's bin packing (else its relaxation)
 
     def observe_all(self, events: Iterable[StoredEvent]) -> None:
         for stored in events:
@@ -85,6 +93,8 @@ class KpiCollector:
             self._instance(stored.stream_id, event)
         elif isinstance(event, Worker.Event):
             self._worker(stored.stream_id, event)
+        elif isinstance(event, WorkerTemplate.Event):
+            self._template(stored.stream_id, event)
         elif isinstance(event, ScalingDecision.ScalingDecided):
             self.decisions += 1
             for action in event.actions:
@@ -96,7 +106,7 @@ class KpiCollector:
     def _instance(self, instance_id: str, event: Any) -> None:
         if isinstance(event, LabletInstance.InstanceRequested):
             self.instances[instance_id] = _InstanceFacts(event.timestamp, event.timeslot_start, event.timeslot_end,
-                                                         event.definition_name)
+                                                         event.definition_name, requirements=dict(event.requirements))
             return
         facts = self.instances.get(instance_id)
         if facts is None:
@@ -125,6 +135,12 @@ class KpiCollector:
         drained_by = self.drained_by.get(facts.worker_id or "")
         facts.first_end = LabEnd(event.timestamp, cause, event.actor, drained_by)
 
+    def _template(self, stream_id: str, event: Any) -> None:
+        if isinstance(event, WorkerTemplate.WorkerTemplateRemoved):
+            self.templates.pop(event.name, None)
+        elif hasattr(event, "spec"):
+            self.templates[event.name] = WorkerTemplateSpec.from_dict(event.spec)
+
     def _worker(self, worker_id: str, event: Any) -> None:
         worker = self.workers.get(worker_id)
         before = worker.state if worker is not None else None
@@ -138,7 +154,8 @@ class KpiCollector:
             self.drained_by.pop(worker_id, None)
         if isinstance(event, Worker.CapacityReserved):
             self.holds[(worker_id, event.instance_id)] = _Hold(
-                worker_id, Resources.from_dict(event.resources), event.nodes, event.hold_start, event.hold_end)
+                worker_id, event.instance_id, Resources.from_dict(event.resources), event.nodes, len(event.ports),
+                event.hold_start, event.hold_end)
         elif isinstance(event, Worker.ReservationExtended):
             hold = self.holds.get((worker_id, event.instance_id))
             if hold is not None:
@@ -180,15 +197,9 @@ class KpiCollector:
                 late += 1
         all_waits = booked_waits + asap_waits
         cut = interruptions((f.end, f.first_end) for f in self.instances.values())
-        cost, bound = self._cost(until)
+        cost = self._cost(until)
         worker_hours = cost.worker_hours
-        lb_hours = sum(b.worker_hours for b in bound.values())
-        per_template = cost.to_dict()["per_template"]
-        for name, lb in bound.items():
-            per_template.setdefault(name, {"template": name, "worker_hours": 0.0, "cost": 0.0, "idle_hours": 0.0,
-                                           "idle_share": 0.0, "workers": 0})
-            per_template[name]["lower_bound_hours"] = round(lb.worker_hours, 6)
-            per_template[name]["ratio_to_lower_bound"] = _ratio(per_template[name]["worker_hours"], lb.worker_hours)
+        refs, _ = self.references(until)
         return {
             "instances": len([f for f in self.instances.values() if (f.start or f.requested_at) < until]),
             "booked": len(booked_waits),
@@ -205,37 +216,40 @@ class KpiCollector:
             "worker_hours": round(worker_hours, 4),
             "cost": round(cost.cost, 4),
             "idle_share": round(cost.idle_share, 6),
-            "lower_bound_hours": round(lb_hours, 4),
-            "ratio_to_lower_bound": _ratio(worker_hours, lb_hours),
-            "per_template": per_template,
+            **refs,
+            "ratio_to_lower_bound": _ratio(worker_hours, refs["lower_bound_hours"]),
+            "ratio_to_offline": _ratio(worker_hours, refs["offline_hours"]),
+            "per_template": cost.to_dict()["per_template"],
             "workers_used": len(self.workers),
             "scale_actions": dict(sorted(self.actions.items())),
             "scaling_decisions": self.decisions,
             "events": self.events,
         }
 
-    def _cost(self, until: datetime) -> tuple[Any, dict[str, Any]]:
+    def _cost(self, until: datetime) -> CostReport:
         intervals = []
         hourly: dict[str, float] = {}
-        offers: dict[str, TemplateOffer] = {}
         for worker_id, worker in self.workers.items():
-            spec = worker.template
-            hourly[worker.template_name] = float(spec.hourly_cost)
-            offers.setdefault(worker.template_name, TemplateOffer.from_spec(spec))
+            hourly[worker.template_name] = float(worker.template.hourly_cost)
             intervals.extend(state_intervals(worker_id, worker.template_name, self.transitions.get(worker_id, []),
                                              until))
-        holds = [*self.served, *self.holds.values()]
         busy: dict[str, list[tuple[datetime, datetime]]] = {}
-        by_template: dict[str, list[Reservation]] = {}
-        for number, hold in enumerate(holds):
+        for hold in [*self.served, *self.holds.values()]:
             end = min(hold.end, until)
-            if end <= hold.start:
-                continue
-            busy.setdefault(hold.worker_id, []).append((hold.start, end))
-            worker = self.workers[hold.worker_id]
-            by_template.setdefault(worker.template_name, []).append(
-                Reservation(f"hold-{number}", hold.resources, hold.nodes, {}, hold.start, end))
-        return fleet_cost(intervals, hourly, busy), lower_bounds(offers.values(), by_template)
+            if end > hold.start:
+                busy.setdefault(hold.worker_id, []).append((hold.start, end))
+        return fleet_cost(intervals, hourly, busy)
+
+    def references(self, until: datetime) -> tuple[dict[str, Any], LowerBound]:
+        """The lower bound, the offline schedule and the hours' breakdown (``references``)."""
+        templates = {w.template_name: w.template for w in self.workers.values()}
+        templates.update(self.templates)
+        held = []
+        for hold in [*self.served, *self.holds.values()]:
+            facts = self.instances.get(hold.instance_id)
+            kind = LabKind.of(hold.resources.to_dict(), hold.nodes, hold.ports, facts.requirements if facts else {})
+            held.append(HeldLab(hold.worker_id, hold.instance_id, kind, hold.start, hold.end))
+        return references(held, self.transitions, list(templates.values()), until, use_solver=self.use_solver)
 
 
 def _percentiles(values: list[float]) -> dict[str, float | None]:

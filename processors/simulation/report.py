@@ -31,18 +31,34 @@ def kpi_rows(kpis: dict[str, Any]) -> list[tuple[str, str]]:
         ("wait p50 / p95 / max (min)", f"{num(wait['p50'], 1)} / {num(wait['p95'], 1)} / {num(wait['max'], 1)}"),
         ("ASAP wait p50 / p95 (min)", f"{num(asap['p50'], 1)} / {num(asap['p95'], 1)}"),
         ("worker-hours", num(kpis["worker_hours"])),
-        ("lower bound (h)", num(kpis["lower_bound_hours"])),
-        ("ratio to lower bound", num(kpis["ratio_to_lower_bound"], 3)),
+        ("lower bound (h)", _bound(kpis)),
+        ("offline schedule (h)", num(kpis.get("offline_hours"))),
+        ("ratio to offline / to bound", f"{num(kpis.get('ratio_to_offline'), 3)} / "
+                                        f"{num(kpis['ratio_to_lower_bound'], 3)}"),
+        ("hours: boot / idle / busy (partial fill)", _breakdown(kpis.get("hours_breakdown"))),
         ("cost", num(kpis["cost"])),
         ("idle share", f"{kpis['idle_share'] * 100:.1f} %"),
         ("workers used", str(kpis["workers_used"])),
         ("scale actions", ", ".join(f"{k} {v}" for k, v in kpis["scale_actions"].items()) or "none"),
     ]
     for name, row in kpis["per_template"].items():
-        rows.append((f"  {name}: hours / cost / idle / LB ratio",
-                     f"{num(row['worker_hours'])} / {num(row['cost'])} / {row['idle_share'] * 100:.1f} % / "
-                     f"{num(row.get('ratio_to_lower_bound'), 3)}"))
+        rows.append((f"  {name}: hours / cost / idle",
+                     f"{num(row['worker_hours'])} / {num(row['cost'])} / {row['idle_share'] * 100:.1f} %"))
     return rows
+
+
+def _bound(kpis: dict[str, Any]) -> str:
+    bound = kpis.get("lower_bound") or {}
+    text = f"{kpis['lower_bound_hours']:,.2f}"
+    if bound and bound.get("exact_share", 1.0) < 1.0:
+        text += f" ({bound['exact_share'] * 100:.0f} % exact)"
+    return text
+
+
+def _breakdown(parts: dict[str, float] | None) -> str:
+    if not parts:
+        return "—"
+    return f"{parts['boot']:,.1f} / {parts['idle']:,.1f} / {parts['busy']:,.1f} ({parts['partial_fill']:,.1f})"
 
 
 def _cut(tally: dict[str, Any] | None) -> str:
@@ -126,7 +142,11 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;te
 <table><tr><th></th>{headers}</tr>{''.join(table_rows)}</table>
 <h2>Billed workers (PROVISIONING, RUNNING, DRAINING)</h2>{_svg_chart("billed workers", fleet)}
 <h2>Labs ready or running</h2>{_svg_chart("live labs", labs)}
-<p>Worker-hours are billed hours; the lower bound packs the reservations actually served perfectly by their
-dominant resource and adds one boot per worker needed at the peak (domain/scaling/cost.py).</p>
+<p>Worker-hours are billed hours (PROVISIONING, RUNNING, DRAINING). Over the labs the run served, whatever worker
+held them: the <b>lower bound</b> is, at every instant, the fewest workers of any eligible templates that can hold
+the labs then active (exact bin packing in cpu, memory, storage, nodes and ports), plus one boot per worker needed
+at the peak — no policy can spend less; the <b>offline schedule</b> is what a planner knowing every booking in
+advance spends (best fit, nominal boots). <b>Partial fill</b> = busy hours above the bound's per-instant count.
+<b>Interrupted</b>: ready labs the system ended before their booked end (docs/simulation.md).</p>
 </body></html>
 """

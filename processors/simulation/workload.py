@@ -154,16 +154,44 @@ class Workload:
 
 # -- reading ---------------------------------------------------------------------------------
 
-def load_workload(text: str, *, seed: int | None = None, scale: float = 1.0) -> Workload:
+Include = Callable[[str], str]
+
+
+def load_workload(text: str, *, seed: int | None = None, scale: float = 1.0, include: Include | None = None) -> Workload:
     """Parse a workload document (YAML or JSON); ``seed`` overrides the file's; ``scale``
-    multiplies every generated count (``--quick`` runs)."""
+    multiplies every generated count (``--quick`` runs); ``include`` reads the document an
+    ``extends:`` names (``api.simulate.read_workload``: a file beside this one)."""
+    return workload_from_dict(_document(text, include, depth=0), seed=seed, scale=scale)
+
+
+def _document(text: str, include: Include | None, depth: int) -> dict[str, Any]:
+    """The parsed mapping; ``extends: other.yaml`` starts from that document, this one's keys
+    replacing its keys (a mapping such as ``cloud`` is merged key by key)."""
     try:
         data = json.loads(text) if text.lstrip().startswith("{") else YAML(typ="safe").load(text)
     except Exception as error:  # noqa: BLE001 - any parse error is the document's fault
         raise WorkloadError(f"cannot parse the workload: {error}") from error
     if not isinstance(data, Mapping):
         raise WorkloadError("a workload is a mapping with name, start, definitions, bookings/generate")
-    return workload_from_dict(data, seed=seed, scale=scale)
+    data = dict(data)
+    base_name = data.pop("extends", None)
+    if base_name is None:
+        return data
+    if include is None:
+        raise WorkloadError("extends: only a workload read from a file can extend another")
+    if depth >= 5:
+        raise WorkloadError(f"extends: {base_name!r} nests too deep (a loop?)")
+    try:
+        base_text = include(str(base_name))
+    except OSError as error:
+        raise WorkloadError(f"extends: cannot read {base_name!r}: {error}") from error
+    merged = _document(base_text, include, depth + 1)
+    for key, value in data.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
 
 
 def workload_from_dict(data: Mapping[str, Any], *, seed: int | None = None, scale: float = 1.0) -> Workload:

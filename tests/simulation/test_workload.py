@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from api.simulate import read_workload
 from processors.simulation import WorkloadError, load_workload, workload_from_dict
 from tests.simulation.conftest import SMALL
 
@@ -86,9 +88,33 @@ def test_round_trip_through_a_written_trace() -> None:
     assert again.definitions == workload.definitions
 
 
-@pytest.mark.parametrize("name", ["exam-wave", "office-hours", "day-10k"])
+SHIPPED = sorted(p.stem for p in (ROOT / "workloads").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_workloads_load(name: str) -> None:
-    workload = load_workload((ROOT / "workloads" / f"{name}.yaml").read_text())
-    assert workload.bookings
+    workload = read_workload(ROOT / "workloads" / f"{name}.yaml")
+    assert workload.bookings and workload.name == name
     if name == "day-10k":
         assert len(workload.bookings) == 10_000
+
+
+@pytest.mark.parametrize("name", ["exam-wave", "office-hours", "day-10k", "bootcamp-3day"])
+def test_each_workload_has_a_boot_failure_variant_with_the_same_bookings(name: str) -> None:
+    base = read_workload(ROOT / "workloads" / f"{name}.yaml", scale=0.05)
+    variant = read_workload(ROOT / "workloads" / f"{name}-bootfail.yaml", scale=0.05)
+    assert variant.cloud.boot_failure_rate == 0.05 and variant.cloud.jitter == base.cloud.jitter
+    assert variant.bookings == base.bookings and variant.definitions == base.definitions
+
+
+def test_extends_merges_mappings_replaces_the_rest_and_stays_beside_the_file(tmp_path: Path) -> None:
+    (tmp_path / "base.yaml").write_text(json.dumps({**SMALL, "cloud": {"boot_failure_rate": 0.0, "jitter": 0.2}}))
+    (tmp_path / "child.yaml").write_text("extends: base.yaml\nname: child\ncloud: {boot_failure_rate: 0.1}\n")
+    child = read_workload(tmp_path / "child.yaml")
+    assert child.name == "child" and child.cloud.boot_failure_rate == 0.1 and child.cloud.jitter == 0.2
+    assert len(child.bookings) == len(workload_from_dict(SMALL).bookings)
+    (tmp_path / "escape.yaml").write_text("extends: ../base.yaml\n")
+    with pytest.raises(WorkloadError, match="extends"):
+        read_workload(tmp_path / "escape.yaml")
+    with pytest.raises(WorkloadError, match="extends"):
+        load_workload("extends: base.yaml\n")
