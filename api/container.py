@@ -255,6 +255,7 @@ class Container:
     def _wire_classroom(self) -> None:
         from datetime import timedelta
 
+        from processors.commands.classes import ClassService
         from processors.commands.extension import ExtensionService, ExtensionSettings
         from processors.overrun import OverrunSettings, OverrunWatcher
         from processors.workers.loop import TickLoop
@@ -283,6 +284,11 @@ class Container:
             instantiation_lead=timedelta(minutes=settings.instantiation_lead_minutes),
             teardown_margin=timedelta(minutes=settings.teardown_margin_minutes),
         ))
+        self.class_service = ClassService(
+            self.store, self.instance_service, self.extension_service, live_workers,
+            instantiation_lead=timedelta(minutes=settings.instantiation_lead_minutes),
+            teardown_margin=timedelta(minutes=settings.teardown_margin_minutes),
+        )
         self.overrun_watcher = OverrunWatcher(
             self.extension_service, lambda horizon: overrunning(self.instance_queries, horizon), self.clock,
             OverrunSettings(step=timedelta(minutes=settings.teardown_margin_minutes)),

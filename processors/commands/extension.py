@@ -35,6 +35,7 @@ from domain.ledger import Reservation
 from domain.worker import Worker
 from processors.aggregates import load_or_none
 from processors.commands.fleet_plan import FleetPlan, NotPlaced, Placed
+from processors.commands.workspace import Workspace
 from processors.retry import retry_on_conflict
 
 S = InstanceState
@@ -105,9 +106,21 @@ class ExtensionService:
         """``instance`` loads the (authorised) instance afresh: it is called on every retry."""
         if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= MAX_EXTENSION_MINUTES:
             raise InvalidInput("minutes", f"must be a whole number of minutes, 1-{MAX_EXTENSION_MINUTES}")
-        return retry_on_conflict(lambda: self._extend(instance(), minutes, ctx))
+        def attempt() -> Extended:
+            workspace = Workspace(self.store)
+            loaded = instance()
+            workspace.add(loaded)
+            moved = self.extend_in(workspace, loaded, minutes, ctx)
+            return self._saved(loaded, moved, (), workspace.save())
 
-    def _extend(self, instance: LabletInstance, minutes: int, ctx: CommandContext) -> Extended:
+        return retry_on_conflict(attempt)
+
+    def extend_in(
+        self, workspace: Workspace, instance: LabletInstance, minutes: int, ctx: CommandContext
+    ) -> tuple[str, ...]:
+        """Apply the extension to aggregates of ``workspace`` (the caller saves it); returns
+        the instances moved out of the way. Raises ``ExtensionRefused`` and changes nothing
+        that is saved when it does not fit."""
         if instance.state not in EXTENDABLE_STATES or instance.timeslot_end <= ctx.at:
             raise IllegalTransition("LabletInstance", instance.state.value,
                                     "be extended (only a booked lab whose timeslot has not ended)")
@@ -119,50 +132,46 @@ class ExtensionService:
                          allowed, ctx)
         if not instance.holds_capacity:  # PENDING: no reservation yet, the scheduler places the longer lab
             instance.extend_timeslot(new_end, None, ctx, minutes=minutes)
-            return self._saved(instance, (), (), self.store.save(instance))
-        worker = self._worker_of(instance)
+            return ()
+        worker = self._worker_of(workspace, instance)
         new_hold_end = max(instance.hold_end or new_end, new_end + self.settings.teardown_margin)
         reasons = extension_fits(worker.ledger, instance.id, new_hold_end)
         moved: list[LabletInstance] = []
         plan: FleetPlan | None = None
         if reasons:
             longest_now = self._longest(worker, instance, allowed)  # before anything moves
-            movable = self._movable(worker, instance, new_hold_end, ctx)
+            movable = self._movable(workspace, worker, instance, new_hold_end, ctx)
             room = plan_room(worker.ledger, instance.id, new_hold_end, movable)
             if not room.fits:
                 self._refuse(instance, minutes, list(room.reasons), longest_now, ctx)
-            plan = FleetPlan(self.store, self.live_workers(), lead=self.settings.instantiation_lead,
-                             workers=[worker])
+            plan = FleetPlan(workspace, self.live_workers(), lead=self.settings.instantiation_lead)
             failed = self._move(plan, worker, instance, room.move, movable, ctx, moved)
             if failed:  # nothing was saved: the aggregates changed in memory are dropped
                 self._refuse(instance, minutes, failed, longest_now, ctx)
         worker.extend_reservation(instance.id, new_hold_end, ctx)
         instance.extend_timeslot(new_end, new_hold_end, ctx, minutes=minutes)
-        others = [w for w in (plan.touched.values() if plan else ()) if w is not worker]
-        position = self.store.save(instance, worker, *moved, *others)
-        return self._saved(instance, tuple(m.id for m in moved), (), position)
+        return tuple(m.id for m in moved)
 
     # -- the overrun watcher asks -------------------------------------------------------
     def overrun(self, instance_id: str, step: timedelta, ctx: CommandContext) -> Extended | None:
         """Extend the hold of an active lab near its end by ``step``; None when nothing to do."""
-        return retry_on_conflict(lambda: self._overrun(instance_id, step, ctx))
+        return retry_on_conflict(lambda: self._overrun(Workspace(self.store), instance_id, step, ctx))
 
-    def _overrun(self, instance_id: str, step: timedelta, ctx: CommandContext) -> Extended | None:
-        instance = load_or_none(self.store, instance_id, LabletInstance)
+    def _overrun(self, workspace: Workspace, instance_id: str, step: timedelta,
+                 ctx: CommandContext) -> Extended | None:
+        instance = load_or_none(workspace, instance_id, LabletInstance)
         if instance is None or instance.state not in ACTIVE_STATES or instance.hold_end is None:
             return None
-        worker = load_or_none(self.store, instance.worker_id, Worker)
+        worker = load_or_none(workspace, instance.worker_id, Worker)
         if worker is None or worker.ledger.get(instance.id) is None:
             return None
         wanted = max(instance.hold_end, ctx.at) + step
-        movable = self._movable(worker, instance, wanted, ctx)
+        movable = self._movable(workspace, worker, instance, wanted, ctx)
         room = plan_room(worker.ledger, instance.id, wanted, movable)
         moved: list[LabletInstance] = []
         requeued: list[LabletInstance] = []
-        plan: FleetPlan | None = None
         if room.move:
-            plan = FleetPlan(self.store, self.live_workers(), lead=self.settings.instantiation_lead,
-                             workers=[worker])
+            plan = FleetPlan(workspace, self.live_workers(), lead=self.settings.instantiation_lead)
             for reservation in room.move:
                 other = movable[reservation.instance_id]
                 worker.release(other.id, ctx, reason=f"make room: {instance.id} overruns its hold")
@@ -181,9 +190,7 @@ class ExtensionService:
             wanted = instance.hold_end + longest * MINUTE
         worker.extend_reservation(instance.id, wanted, ctx)
         instance.record_hold_extended(wanted, ctx)
-        others = [w for w in (plan.touched.values() if plan else ()) if w is not worker]
-        position = self.store.save(instance, worker, *moved, *requeued, *others)
-        return self._saved(instance, tuple(m.id for m in moved), tuple(r.id for r in requeued), position)
+        return self._saved(instance, tuple(m.id for m in moved), tuple(r.id for r in requeued), workspace.save())
 
     # -- internals -----------------------------------------------------------------------
     def _limits(self, instance: LabletInstance, ctx: CommandContext) -> dict[str, int]:
@@ -198,14 +205,15 @@ class ExtensionService:
                 limits["quota"] = max(0, remaining)
         return limits
 
-    def _worker_of(self, instance: LabletInstance) -> Worker:
-        worker = load_or_none(self.store, instance.worker_id, Worker)
+    def _worker_of(self, workspace: Workspace, instance: LabletInstance) -> Worker:
+        worker = load_or_none(workspace, instance.worker_id, Worker)
         if worker is None or worker.ledger.get(instance.id) is None:
             raise Conflict(f"instance {instance.id} holds no reservation on worker {instance.worker_id}")
         return worker
 
     def _movable(
-        self, worker: Worker, instance: LabletInstance, new_hold_end: datetime, ctx: CommandContext
+        self, workspace: Workspace, worker: Worker, instance: LabletInstance, new_hold_end: datetime,
+        ctx: CommandContext,
     ) -> dict[str, LabletInstance]:
         """The reservations in the way that may move: SCHEDULED labs not yet inside their lead."""
         current = worker.ledger.get(instance.id)
@@ -214,7 +222,7 @@ class ExtensionService:
         for reservation in worker.ledger.overlapping(current.hold_end, new_hold_end):
             if reservation.instance_id == instance.id:
                 continue
-            other = load_or_none(self.store, reservation.instance_id, LabletInstance)
+            other = load_or_none(workspace, reservation.instance_id, LabletInstance)
             if other is None or other.state is not S.SCHEDULED or other.worker_id != worker.id:
                 continue
             starts = other.timeslot_start

@@ -84,16 +84,16 @@ class FleetPlan:
         *,
         lead: timedelta,
         pipeline: PlacementPipeline | None = None,
-        workers: Iterable[Worker] = (),
     ) -> None:
+        """``store``: a ``Workspace`` when the plan is saved with other changes (the same
+        worker object for every use of that worker)."""
         self.lead = lead
         self.pipeline = pipeline or default_pipeline()
-        self.workers: dict[str, Worker] = {w.id: w for w in workers}
+        self.workers: dict[str, Worker] = {}
         for worker_id in worker_ids:
-            if worker_id not in self.workers:
-                worker = load_or_none(store, worker_id, Worker)
-                if worker is not None and worker.state not in GONE:
-                    self.workers[worker_id] = worker
+            worker = load_or_none(store, worker_id, Worker)
+            if worker is not None and worker.state not in GONE:
+                self.workers[worker_id] = worker
         self.touched: dict[str, Worker] = {}
         self._index = CandidateIndex([worker_candidate(w) for _, w in sorted(self.workers.items())])
 

@@ -346,6 +346,7 @@ def test_the_docs_catalogue_lists_every_event_with_its_payload() -> None:
     from domain.cloud_reconciliation import CloudReconciliation
     from domain.definition import LabletDefinition
     from domain.instance import LabletInstance
+    from domain.lab_class import LabClass
     from domain.scaling_decision import ScalingDecision
     from domain.worker_template import WorkerTemplate
 
@@ -355,7 +356,8 @@ def test_the_docs_catalogue_lists_every_event_with_its_payload() -> None:
         if len(cells) == 6 and cells[2].startswith("`"):
             rows[(cells[1], cells[2].strip("`"))] = cells[4]
     skip = {"originator_id", "originator_version", "timestamp", "metadata", "originator_topic"}
-    for aggregate in (WorkerTemplate, LabletDefinition, LabletInstance, Worker, ScalingDecision, CloudReconciliation):
+    for aggregate in (WorkerTemplate, LabletDefinition, LabletInstance, Worker, ScalingDecision, CloudReconciliation,
+                      LabClass):
         for name, value in vars(aggregate).items():
             if isinstance(value, type) and issubclass(value, DomainEvent) and name not in {"Event", "Created"}:
                 assert (aggregate.__name__, name) in rows, f"{name} missing from docs/domain.md"
