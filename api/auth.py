@@ -114,25 +114,35 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-def current_principal(request: Request) -> Principal:
+def principal_for(request: Request, token: str) -> Principal:
+    """The principal of a presented token (401 if unknown); remembered on the request."""
     registry: TokenRegistry = request.app.state.container.tokens
-    principal = registry.verify(_bearer(request))
+    principal = registry.verify(token)
     if principal is None:
         raise ApiProblem(401, "Unauthorized", "unknown token", headers={"WWW-Authenticate": "Bearer"})
     request.state.principal = principal
     return principal
 
 
+def current_principal(request: Request) -> Principal:
+    return principal_for(request, _bearer(request))
+
+
+def check_role(principal: Principal, roles: tuple[Role, ...]) -> Principal:
+    """403 unless the principal holds one of ``roles`` (admin always may)."""
+    allowed = {Role.ADMIN, *roles}
+    if principal.role not in allowed:
+        raise ApiProblem(403, "Forbidden",
+                         f"role {principal.role.value} may not do this "
+                         f"(allowed: {', '.join(sorted(r.value for r in allowed))})")
+    return principal
+
+
 def require(*roles: Role):  # noqa: ANN201 - a FastAPI dependency factory
     """Dependency: the caller must hold one of ``roles`` (admin always may)."""
-    allowed = {Role.ADMIN, *roles}
 
     def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
-        if principal.role not in allowed:
-            raise ApiProblem(403, "Forbidden",
-                             f"role {principal.role.value} may not do this "
-                             f"(allowed: {', '.join(sorted(r.value for r in allowed))})")
-        return principal
+        return check_role(principal, roles)
 
     return dependency
 

@@ -129,8 +129,9 @@ class Container:
 
     # -- CloudEvents: webhook subscriptions, the dispatcher, incoming events -------------
     def _wire_cloudevents(self) -> None:
-        from adapters.webhooks.runtime import WebhookDelivery, open_webhook_store
+        from adapters.webhooks.runtime import WebhookDelivery, open_webhook_store, webhook_egress
         from adapters.webhooks.signing import generate_secret
+        from processors.commands.cloudevent_senders import IngestionPolicy
         from processors.commands.cloudevents import CloudEventIntake, ReadModelInbox
         from processors.dispatcher.subscriptions import SubscriptionService
         from projections.readmodels.subscriptions import SubscriptionQueries
@@ -145,14 +146,20 @@ class Container:
 
         self.event_counters = EventCounters(self.metrics)  # fed from the log on each scrape
         webhook_store = CountedDeliveryLog(webhook_store, self.metrics)
+        egress = webhook_egress(
+            allow_http=settings.development, allowed_networks=settings.webhook_allowed_networks.split(","),
+            origin=settings.webhook_origin, handshake_timeout=settings.webhook_handshake_timeout,
+        )
         # Delivery runs on its own thread and loop (started in start()): never in a request.
-        self.webhooks = WebhookDelivery(self.store, webhook_store, source=settings.cloudevents_source)
-        self.subscription_service = SubscriptionService(self.store, generate_secret)
+        self.webhooks = WebhookDelivery(self.store, webhook_store, source=settings.cloudevents_source,
+                                        transport_factory=egress.sender_factory)
+        self.subscription_service = SubscriptionService(self.store, generate_secret, validator=egress.validator)
         self.cloudevent_intake = CloudEventIntake(
             self.store,
             ReadModelInbox(self.read_models),
             SubscriptionQueries(self.read_models).instance_for_session,
             catch_up=lambda: self.wait_for_position(self.store.max_position(), settings.read_wait_seconds),
+            policy=IngestionPolicy.parse(settings.cloudevent_senders),
         )
 
     # -- fleet: autoscaler + worker controller over the cloud port (LRM_CLOUD) -----------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +36,31 @@ class Settings(BaseSettings):
     instantiation_lead_minutes: int = Field(15, ge=0)
     teardown_margin_minutes: int = Field(30, ge=0)
     cloudevents_source: str = "urn:lrm:local"
+    # Webhooks and CloudEvents (docs/cloudevents.md, docs/operations/security.md).
+    development: bool = Field(False, description="development mode: http:// webhook URLs are allowed")
+    webhook_allowed_networks: str = Field(
+        "", description="comma-separated CIDRs webhooks may reach although internal (e.g. 127.0.0.0/8 in tests); "
+                        "loopback, link-local, private and metadata addresses are refused otherwise",
+    )
+    webhook_origin: str = Field(
+        "", description="WebHook-Request-Origin we send (a DNS name for this deployment); default: the host's FQDN",
+    )
+    webhook_handshake_timeout: float = Field(10.0, gt=0, le=60, description="seconds for the OPTIONS handshake")
+    cloudevents_allowed_origins: str = Field(
+        "*", description="as a web hook target: comma-separated WebHook-Request-Origin values we grant, or *",
+    )
+    cloudevents_allowed_rate: str = Field(
+        "*", pattern=r"^(\*|[1-9][0-9]*)$", description="WebHook-Allowed-Rate we grant (requests per minute) or *",
+    )
+    cloudevent_senders: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description='JSON bindings of incoming event types/sources/definitions to senders: '
+                    '[{"types": ["lds.session.*"], "sources": ["urn:lds:prod"], "senders": ["service:lds"]}]',
+    )
+    cloudevent_sender_secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description='JSON {"grader:acme": "whsec_..."}: requests from these senders must be signed (Standard Webhooks)',
+    )
     demo: bool = False
     time_scale: float = Field(
         1.0, gt=0, description="simulated cloud/CML speed-up: 60 = a 20 min boot takes 20 s"

@@ -14,6 +14,7 @@ import base64
 import binascii
 import re
 from dataclasses import field
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -28,6 +29,13 @@ SECRET_PREFIX = "whsec_"
 # Standard Webhooks: symmetric keys of 24..64 bytes (192..512 bits).
 MIN_SECRET_BYTES = 24
 MAX_SECRET_BYTES = 64
+
+# A bearer token the receiver asked for (RFC 6750 token68 characters).
+_AUTH_TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
+MAX_AUTH_TOKEN = 1024
+# How long the previous signing secret keeps signing after a rotation.
+DEFAULT_ROTATION_OVERLAP = timedelta(hours=24)
+MAX_ROTATION_OVERLAP = timedelta(days=7)
 
 _TYPE_FILTER = re.compile(r"^(\*|[a-z0-9_]+(\.[a-z0-9_]+)*(\.\*)?)$")
 MAX_FILTERS = 50
@@ -76,6 +84,14 @@ def _validate_url(url: str) -> str:
     return url
 
 
+def _validate_auth_token(token: str) -> str:
+    if token and (len(token) > MAX_AUTH_TOKEN or not _AUTH_TOKEN.match(token)):
+        raise InvalidInput(
+            "auth_token", f"must be a bearer token: 1..{MAX_AUTH_TOKEN} characters of A-Z a-z 0-9 -._~+/ (then =)"
+        )
+    return token
+
+
 def _validate_types(types: tuple[str, ...]) -> tuple[str, ...]:
     if len(types) > MAX_FILTERS:
         raise InvalidInput("types", f"at most {MAX_FILTERS} filters")
@@ -99,7 +115,8 @@ class WebhookSubscription(LrmAggregate):
 
     # State (set by the events; not class annotations, which the library would turn into
     # __init__ parameters): url, types, subjects, mode, secret, owner, enabled,
-    # disabled_reason, deleted.
+    # disabled_reason, deleted, auth_token, allowed_rate, previous_secret,
+    # previous_secret_until.
 
     def __repr__(self) -> str:
         return f"WebhookSubscription(id={self.id!r}, url={self.url!r}, enabled={self.enabled})"
@@ -113,10 +130,16 @@ class WebhookSubscription(LrmAggregate):
         mode: str
         owner: str
         secret: str = field(repr=False)
+        # The receiver's bearer token, sent on every delivery (``Authorization: Bearer``);
+        # kept out of payload() and repr() like the secret. "" = none.
+        auth_token: str = field(default="", repr=False)
+        # What the receiver granted in the handshake (requests per minute; None: no limit).
+        allowed_rate: int | None = None
 
         def payload(self) -> dict[str, Any]:
             data = super().payload()
             data.pop("secret", None)
+            data.pop("auth_token", None)
             return data
 
         def apply(self, aggregate: WebhookSubscription) -> None:
@@ -129,6 +152,10 @@ class WebhookSubscription(LrmAggregate):
             aggregate.enabled = True
             aggregate.disabled_reason = ""
             aggregate.deleted = False
+            aggregate.auth_token = self.auth_token
+            aggregate.allowed_rate = self.allowed_rate
+            aggregate.previous_secret = ""
+            aggregate.previous_secret_until = None
 
     class SubscriptionDisabled(LrmAggregate.Event):
         reason: str
@@ -146,6 +173,23 @@ class WebhookSubscription(LrmAggregate):
         def apply(self, aggregate: WebhookSubscription) -> None:
             aggregate.enabled = False
             aggregate.deleted = True
+
+    class SubscriptionSecretRotated(LrmAggregate.Event):
+        """A new signing secret; the one it replaces keeps signing until ``previous_valid_until``
+        (both signatures in one ``webhook-signature`` header meanwhile)."""
+
+        secret: str = field(repr=False)
+        previous_valid_until: datetime
+
+        def payload(self) -> dict[str, Any]:
+            data = super().payload()
+            data.pop("secret", None)
+            return data
+
+        def apply(self, aggregate: WebhookSubscription) -> None:
+            aggregate.previous_secret = aggregate.secret
+            aggregate.previous_secret_until = self.previous_valid_until
+            aggregate.secret = self.secret
 
     class SubscriptionReplayRequested(LrmAggregate.Event):
         """Re-send every matching event whose global position is greater than ``from_position``."""
@@ -168,6 +212,8 @@ class WebhookSubscription(LrmAggregate):
         types: tuple[str, ...] | list[str] = (),
         subjects: tuple[str, ...] | list[str] = (),
         mode: str = "structured",
+        auth_token: str = "",
+        allowed_rate: int | None = None,
         id: str | None = None,  # noqa: A002
     ) -> WebhookSubscription:
         if mode not in DELIVERY_MODES:
@@ -185,6 +231,8 @@ class WebhookSubscription(LrmAggregate):
             mode=mode,
             owner=owner,
             secret=secret,
+            auth_token=_validate_auth_token(auth_token),
+            allowed_rate=allowed_rate,
         )
 
     def disable(self, ctx: CommandContext, reason: str) -> None:
@@ -201,6 +249,19 @@ class WebhookSubscription(LrmAggregate):
         if not self.deleted:
             self._record(self.SubscriptionDeleted, ctx)
 
+    def rotate_secret(self, ctx: CommandContext, secret: str, overlap: timedelta = DEFAULT_ROTATION_OVERLAP) -> None:
+        """Sign with ``secret`` from now on; the current secret keeps signing for ``overlap``.
+
+        Rotating again within an overlap drops the oldest secret: at most two sign at once.
+        """
+        self._require_not_deleted("rotate_secret")
+        secret_key(secret)
+        if secret == self.secret:
+            raise InvalidInput("secret", "must differ from the current secret")
+        if not timedelta(0) <= overlap <= MAX_ROTATION_OVERLAP:
+            raise InvalidInput("overlap_seconds", f"must be 0..{int(MAX_ROTATION_OVERLAP.total_seconds())}")
+        self._record(self.SubscriptionSecretRotated, ctx, secret=secret, previous_valid_until=ctx.at + overlap)
+
     def request_replay(self, ctx: CommandContext, from_position: int) -> None:
         self._require_not_deleted("replay")
         if from_position < 0:
@@ -208,6 +269,15 @@ class WebhookSubscription(LrmAggregate):
         self._record(self.SubscriptionReplayRequested, ctx, from_position=from_position)
 
     # -- queries --------------------------------------------------------------
+
+    def signing_secrets(self, at: datetime) -> tuple[str, ...]:
+        """The secrets to sign with at ``at``: the current one first, then the previous one
+        while its overlap lasts."""
+        until = getattr(self, "previous_secret_until", None)
+        previous = getattr(self, "previous_secret", "")
+        if previous and until is not None and at < until:
+            return (self.secret, previous)
+        return (self.secret,)
 
     def matches(self, event_type: str, subject: str) -> bool:
         return type_matches(self.types, event_type) and subject_matches(self.subjects, subject)

@@ -17,7 +17,8 @@ from adapters.cloudevents.types import catalog  # noqa: E402
 DOC = ROOT / "docs" / "cloudevents.md"
 START, END = "<!-- catalog:start -->", "<!-- catalog:end -->"
 # Recorded in the event store but never sent out.
-REDACTED = {"WebhookSubscription.SubscriptionCreated": {"secret"}}
+REDACTED = {"WebhookSubscription.SubscriptionCreated": {"secret", "auth_token"},
+            "WebhookSubscription.SubscriptionSecretRotated": {"secret"}}
 
 
 def table() -> str:

@@ -8,6 +8,11 @@ also carry ``ce-id``, and has no batch support):
 - ``application/cloudevents...`` -> structured;
 - anything else -> binary (attributes in ``ce-*`` headers, body = data).
 
+Media types we do not understand answer 415 (the web hook spec's "format not
+understood"): structured or batched events in another format than JSON
+(``application/cloudevents+xml``), and binary-mode data that is not JSON
+(``application/xml``): every type we act on carries a JSON object.
+
 Every problem raises ``CloudEventParseError(field, reason)`` for a 400 problem body.
 """
 
@@ -79,6 +84,33 @@ def mode_of(content_type: str | None) -> ParseMode:
     return "binary"
 
 
+STRUCTURED_JSON = "application/cloudevents+json"
+BATCH_JSON = "application/cloudevents-batch+json"
+
+
+def _media(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def _is_json(media: str) -> bool:
+    return media in ("application/json", "text/json") or media.endswith("+json")
+
+
+def check_media_type(content_type: str | None, body: bytes) -> None:
+    """415 for a Content-Type whose format we cannot read (before anything else is looked at)."""
+    media = _media(content_type)
+    mode = mode_of(content_type)
+    accepted = {"batch": BATCH_JSON, "structured": STRUCTURED_JSON}.get(mode)
+    if accepted is not None and media != accepted:
+        raise CloudEventParseError(
+            "content-type", f"{media!r} is not supported: send {STRUCTURED_JSON}, {BATCH_JSON} or binary mode "
+                            "with JSON data", status=415)
+    if mode == "binary" and (media or body) and not _is_json(media):
+        raise CloudEventParseError(
+            "content-type", f"{media or 'no Content-Type'!r} is not supported: binary-mode data must be JSON "
+                            f"(application/json), or send {STRUCTURED_JSON}", status=415)
+
+
 def parse_http(
     headers: Mapping[str, str],
     body: bytes,
@@ -91,6 +123,7 @@ def parse_http(
     lowered = {k.lower(): v for k, v in headers.items()}
     if len(body) > max_body_bytes:
         raise CloudEventParseError("body", f"larger than {max_body_bytes} bytes", status=413)
+    check_media_type(lowered.get("content-type"), body)
     mode = mode_of(lowered.get("content-type"))
     if mode == "binary":
         if len(body) > max_event_bytes:

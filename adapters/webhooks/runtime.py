@@ -12,7 +12,9 @@ Command handling never waits for any of this.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,8 @@ from eventsourcing.utils import get_topic
 from adapters.cloudevents.feed import DomainEventFeed
 from adapters.cloudevents.mapping import encode_outbound
 from adapters.cloudevents.types import event_classes
+from adapters.webhooks.egress import EgressPolicy
+from adapters.webhooks.endpoint import HttpEndpointValidator
 from adapters.webhooks.memory import InMemoryCheckpoints, InMemoryDeliveryLog
 from adapters.webhooks.sender import HttpWebhookSender
 from adapters.webhooks.sql import SqlWebhookStore
@@ -60,6 +64,26 @@ def open_webhook_store(kind: str, *, sqlite_path: Path | None = None, postgres_u
         return MemoryWebhookStore()
     assert sqlite_path is not None
     return SqlWebhookStore.sqlite(str(sqlite_path))
+
+
+@dataclass(frozen=True)
+class WebhookEgress:
+    """The egress policy and what obeys it: the delivery sender and the creation-time check."""
+
+    policy: EgressPolicy
+    origin: str
+    validator: HttpEndpointValidator
+
+    def sender_factory(self) -> HttpWebhookSender:
+        return HttpWebhookSender(policy=self.policy, origin=self.origin)
+
+
+def webhook_egress(
+    *, allow_http: bool, allowed_networks: Sequence[str], origin: str = "", handshake_timeout: float = 10.0
+) -> WebhookEgress:
+    policy = EgressPolicy.from_settings(allow_http=allow_http, allowed_networks=allowed_networks)
+    origin = origin or socket.getfqdn()
+    return WebhookEgress(policy, origin, HttpEndpointValidator(policy, origin=origin, timeout=handshake_timeout))
 
 
 def _utcnow() -> datetime:

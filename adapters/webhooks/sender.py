@@ -1,4 +1,11 @@
-"""WebhookTransport over httpx: one signed POST per attempt, never following redirects."""
+"""WebhookTransport over httpx: one signed POST per attempt, never following redirects.
+
+Each POST carries the Standard Webhooks headers (a signature per active secret), the
+CloudEvents web hook ``WebHook-Request-Origin`` (the origin the handshake used) and, when
+the receiver asked for one, ``Authorization: Bearer <token>``. Built with an
+``EgressPolicy``, connections go only to addresses the policy allows (checked on the
+resolved address at each connection, against DNS rebinding).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,8 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
+from adapters.webhooks.egress import EgressPolicy, guarded_client, is_blocked
+from adapters.webhooks.handshake import ORIGIN_HEADER
 from adapters.webhooks.signing import webhook_headers
 from processors.ports.webhooks import AttemptResult, WebhookRequest
 
@@ -50,19 +59,33 @@ class HttpWebhookSender:
         *,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         extra_secrets: Callable[[str], list[str]] | None = None,
+        policy: EgressPolicy | None = None,
+        origin: str = "",
     ) -> None:
         # Redirects are failures (Standard Webhooks, CloudEvents web hooks): never follow.
-        self._client = client or httpx.AsyncClient(follow_redirects=False, headers={"user-agent": USER_AGENT})
-        self._owns_client = client is None
+        if client is None:
+            headers = {"user-agent": USER_AGENT}
+            client = (guarded_client(policy, headers=headers) if policy is not None
+                      else httpx.AsyncClient(follow_redirects=False, headers=headers))
+            self._owns_client = True
+        else:
+            self._owns_client = False
+        self._client = client
         self._wall_clock = wall_clock
         self._extra_secrets = extra_secrets
+        self._origin = origin
 
     async def deliver(self, request: WebhookRequest, *, timeout: float) -> AttemptResult:
         now = self._wall_clock()
         body = request.message.body
-        secrets = [request.secret, *(self._extra_secrets(request.secret) if self._extra_secrets else [])]
+        secrets = [request.secret, *request.extra_secrets,
+                   *(self._extra_secrets(request.secret) if self._extra_secrets else [])]
         headers = dict(request.message.headers)
         headers.update(webhook_headers(secrets, request.message_id, int(now.timestamp()), body))
+        if self._origin:
+            headers[ORIGIN_HEADER] = self._origin
+        if request.auth_token:
+            headers["Authorization"] = f"Bearer {request.auth_token}"
         started = time.perf_counter()
         try:
             async with self._client.stream(
@@ -75,7 +98,8 @@ class HttpWebhookSender:
         except httpx.TimeoutException as exc:
             return AttemptResult(None, time.perf_counter() - started, f"timeout: {type(exc).__name__}")
         except httpx.HTTPError as exc:
-            return AttemptResult(None, time.perf_counter() - started, f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS])
+            error_text = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+            return AttemptResult(None, time.perf_counter() - started, error_text, blocked=is_blocked(exc))
         latency = time.perf_counter() - started
         retry_after = parse_retry_after(response.headers.get("retry-after"), self._wall_clock())
         return AttemptResult(response.status_code, latency, error, retry_after)

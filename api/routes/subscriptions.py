@@ -3,6 +3,7 @@ and dead letters. Graders manage their own; admins see and manage all."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -18,6 +19,8 @@ from api.schemas.subscriptions import (
     ReasonIn,
     RedeliveryOut,
     ReplayIn,
+    RotateSecretIn,
+    SecretRotatedOut,
     SubscriptionCreatedOut,
     SubscriptionIn,
     SubscriptionOut,
@@ -61,7 +64,8 @@ def _int_cursor(cursor: str | None) -> int | None:
              summary="Subscribe a URL to CloudEvents; the answer holds the signing secret (shown once)")
 def create(request: Request, body: SubscriptionIn, ctx: Ctx, principal: Grader) -> dict:
     created = _service(request).create(
-        ctx, owner=principal.actor, url=body.url, types=body.types, subjects=body.subjects, mode=body.mode
+        ctx, owner=principal.actor, url=body.url, types=body.types, subjects=body.subjects, mode=body.mode,
+        auth_token=body.auth_token,
     )
     return {"id": created.subscription_id, "url": body.url, "types": body.types, "subjects": body.subjects,
             "mode": body.mode, "owner": principal.actor, "secret": created.secret, "position": created.position}
@@ -96,6 +100,16 @@ def delete(request: Request, subscription_id: SubscriptionId, ctx: Ctx, principa
 def replay(request: Request, subscription_id: SubscriptionId, body: ReplayIn, ctx: Ctx, principal: Grader) -> dict:
     position = _service(request).replay(subscription_id, body.from_position, ctx, owner=_owner(principal))
     return {"position": position}
+
+
+@router.post("/{subscription_id}/rotate-secret", response_model=SecretRotatedOut,
+             summary="New signing secret (shown once); the old one keeps signing during the overlap")
+def rotate_secret(request: Request, subscription_id: SubscriptionId, ctx: Ctx, principal: Grader,
+                  body: RotateSecretIn | None = None) -> dict:
+    overlap = timedelta(seconds=(body or RotateSecretIn()).overlap_seconds)
+    rotated = _service(request).rotate_secret(subscription_id, ctx, overlap=overlap, owner=_owner(principal))
+    return {"id": rotated.subscription_id, "secret": rotated.secret,
+            "previous_valid_until": rotated.previous_valid_until, "position": rotated.position}
 
 
 @router.post("/{subscription_id}/disable", response_model=PositionOut, status_code=202,

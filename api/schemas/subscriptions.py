@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.naming import MAX_NAME_LENGTH
-from domain.subscription import MAX_FILTERS
+from domain.subscription import MAX_AUTH_TOKEN, MAX_FILTERS, MAX_ROTATION_OVERLAP
 
 MAX_POSITION = 2**63 - 1  # positions are BIGINT in every store
 FilterText = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
@@ -19,7 +19,8 @@ class Strict(BaseModel):
 
 
 class SubscriptionIn(Strict):
-    url: str = Field(max_length=2000, description="absolute http(s) URL of the receiver (HTTPS outside tests)")
+    url: str = Field(max_length=2000, description="absolute https:// URL of the receiver (http:// only in "
+                                                  "development mode); it must answer the OPTIONS handshake")
     types: list[FilterText] = Field(
         default_factory=list, max_length=MAX_FILTERS,
         description="exact CloudEvent types or prefixes like 'ccm.lablet.instance.*'; empty = all",
@@ -31,6 +32,25 @@ class SubscriptionIn(Strict):
     mode: Literal["structured", "binary"] = Field(
         "structured", description="structured (the signature covers every attribute) or binary (ce-* headers)"
     )
+    auth_token: str = Field(
+        "", max_length=MAX_AUTH_TOKEN,
+        description="a bearer token the receiver asked for: sent as 'Authorization: Bearer' on the handshake and "
+                    "every delivery; never shown again",
+    )
+
+
+class RotateSecretIn(Strict):
+    overlap_seconds: int = Field(
+        86400, ge=0, le=int(MAX_ROTATION_OVERLAP.total_seconds()),
+        description="how long the previous secret keeps signing too (both entries in webhook-signature)",
+    )
+
+
+class SecretRotatedOut(BaseModel):
+    id: str
+    secret: str = Field(description="the new whsec_... secret: shown only in this answer")
+    previous_valid_until: datetime | None = Field(description="until then deliveries carry both signatures")
+    position: int
 
 
 class ReplayIn(Strict):
@@ -55,6 +75,10 @@ class SubscriptionOut(BaseModel):
     created_at: datetime | None = None
     updated_at: datetime | None = None
     last_replay_from: int | None = None
+    allowed_rate: int | None = Field(None, description="requests per minute the receiver granted (null: no limit)")
+    rotated_at: datetime | None = Field(None, description="when the signing key was last rotated")
+    overlap_until: datetime | None = Field(
+        None, description="after a rotation: deliveries carry the previous key's signature too until then")
     position: int | None = None
 
 

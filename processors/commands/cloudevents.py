@@ -27,6 +27,11 @@ Exactly one effect per ``(source, id)``, across retries, restarts and replicas:
 
 A refused event (wrong state, unusable data) releases its claim: a corrected re-send
 acts. Ignored events are not recorded.
+
+Who may send what (``cloudevent_senders.IngestionPolicy``): each handled event is checked
+against its sender before it acts, as the REST equivalent would be (a service that did not
+request a lab gets 404 for it; a role that may never do it, 403; bindings of types and
+sources to senders, and of grading results to the graders assigned to a definition).
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ from uuid import NAMESPACE_URL, uuid5
 from domain.context import CommandContext
 from domain.errors import DomainError, InvalidInput, NotFound
 from domain.instance import LabletInstance, ScoreReport
+from processors.commands.cloudevent_senders import IngestionPolicy
+from processors.commands.instances import requested_by
 from processors.retry import retry_on_conflict
 from projections.events import StoredEvent
 from projections.readmodel import ReadModelStore, Table
@@ -117,17 +124,19 @@ class ReadModelInbox:
     def get(self, source: str, event_id: str) -> dict[str, Any] | None:
         return self.store.get(INBOX.name, inbox_key(source, event_id))
 
-    def claim(self, event: IncomingCloudEvent, instance_id: str, at: Any) -> None:
+    def claim(self, event: IncomingCloudEvent, instance_id: str, at: Any, sender: str = "") -> None:
         """Mark the event as being acted on (before the command, so a crash leaves a trace)."""
-        self.put(Ingested(event.id, event.source, event.type, "claimed", instance_id), at)  # type: ignore[arg-type]
+        self.put(Ingested(event.id, event.source, event.type, "claimed", instance_id), at,  # type: ignore[arg-type]
+                 sender=sender)
 
     def release(self, source: str, event_id: str) -> None:
         with self.store.transaction() as tx:
             tx.delete(INBOX.name, inbox_key(source, event_id))
 
-    def put(self, ingested: Ingested, at: Any) -> None:
+    def put(self, ingested: Ingested, at: Any, *, sender: str = "") -> None:
         doc = {"source": ingested.source, "id": ingested.id, "type": ingested.type, "result": ingested.result,
-               "instance_id": ingested.instance_id, "position": ingested.position, "received_at": at}
+               "instance_id": ingested.instance_id, "position": ingested.position, "received_at": at,
+               "sender": sender}
         with self.store.transaction() as tx:
             tx.put(INBOX.name, inbox_key(ingested.source, ingested.id), doc)
 
@@ -141,6 +150,7 @@ class CloudEventIntake:
     instance_for_session: Callable[[str], str | None]
     catch_up: Callable[[], object] = lambda: None
     handlers: Mapping[str, Callable[[LabletInstance, Any, CommandContext], None]] = field(default_factory=dict)
+    policy: IngestionPolicy = field(default_factory=IngestionPolicy)
 
     def __post_init__(self) -> None:
         self.handlers = {**DEFAULT_HANDLERS, **self.handlers}
@@ -150,6 +160,9 @@ class CloudEventIntake:
         does not allow it, ``MalformedCloudEvent`` (400) when its data is unusable."""
         seen = self.inbox.get(event.source, event.id)
         if seen is not None and seen.get("result") != "claimed":
+            if seen.get("sender", ctx.actor) not in ("", ctx.actor):
+                # Someone else's event id: say no more than that (not which lab it moved).
+                return self._ingested(event, "duplicate", None, None, "already received")
             return self._ingested(event, "duplicate", seen.get("instance_id"), seen.get("position"),
                                   f"already {seen.get('result', 'accepted')}")
         handler = self.handlers.get(event.type)
@@ -169,7 +182,8 @@ class CloudEventIntake:
         # A claim left by an earlier try (crashed, or running in another replica right now)
         # means the effect may already be on the stream: look there before acting.
         check_stream = seen is not None  # ``seen`` here can only be a claim
-        self.inbox.claim(event, instance_id, ctx.at)
+        self._authorize(event, instance_id, ctx.actor)
+        self.inbox.claim(event, instance_id, ctx.at, sender=ctx.actor)
 
         def attempt() -> Ingested:
             nonlocal check_stream
@@ -188,7 +202,7 @@ class CloudEventIntake:
         except DomainError:
             self.inbox.release(event.source, event.id)  # refused: a corrected re-send may act
             raise
-        self.inbox.put(replace(ingested, result="accepted"), ctx.at)
+        self.inbox.put(replace(ingested, result="accepted"), ctx.at, sender=ctx.actor)
         return ingested
 
     def ingest_all(self, events: Sequence[IncomingCloudEvent], ctx: CommandContext) -> list[Ingested | DomainError]:
@@ -202,6 +216,18 @@ class CloudEventIntake:
         return results
 
     # -- helpers ------------------------------------------------------------------------
+    def _authorize(self, event: IncomingCloudEvent, instance_id: str, actor: str) -> None:
+        """Raise 403/404 unless ``actor`` may send this event for this lab (before any write).
+
+        Who requested a lab and which definition it runs never change, so checking once
+        before the (retried) command is enough."""
+        instance: LabletInstance = self.store.get(instance_id)
+        self.policy.authorize(
+            actor=actor, event_type=event.type, source=event.source, instance_id=instance_id,
+            definition_name=instance.definition_name, owner_id=instance.owner_id,
+            requested_by=lambda: requested_by(self.store.read_stream(instance_id)),
+        )
+
     def _instance_id(self, event: IncomingCloudEvent) -> str | None:
         data = event.data if isinstance(event.data, Mapping) else {}
         candidate = event.subject if event.subject and INSTANCE_ID.match(event.subject) else None

@@ -205,7 +205,11 @@ class SubscriptionWorker:
 
     async def _attempt(self, item: _Pending) -> AttemptResult:
         assert item.message is not None
-        request = WebhookRequest(self.target.url, item.event.id, item.message, self.target.secret)
+        target = self.target
+        request = WebhookRequest(
+            target.url, item.event.id, item.message, target.secret,
+            extra_secrets=target.extra_secrets(self._deps.clock()), auth_token=target.auth_token,
+        )
         try:
             return await self._deps.transport.deliver(request, timeout=self._deps.config.timeout)
         except asyncio.CancelledError:

@@ -7,6 +7,8 @@ Classification (Standard Webhooks + CloudEvents web hook spec):
 - 410 Gone: the receiver is retired: stop and disable the subscription.
 - 408, 425, 429, 5xx, and no response at all (timeout, connection refused, reset):
   transient, retry with backoff.
+- an address the egress policy refuses (SSRF; e.g. the name now resolves to a private
+  address): dead-letter, as a retry would be refused the same way.
 - anything else (3xx, since redirects are never followed, and other 4xx such as 400,
   401, 403, 404, 413, 415): the receiver will refuse this message again, so dead-letter
   it at once; an operator fixes the receiver and redelivers.
@@ -58,6 +60,8 @@ class Decision:
 def classify(result: AttemptResult) -> Outcome | None:
     """'delivered', 'disable', 'dead_letter', or None for "transient, may retry"."""
     status = result.status
+    if result.blocked:
+        return "dead_letter"  # the egress policy refused the address: not a network hiccup
     if status is None:
         return None
     if 200 <= status < 300:

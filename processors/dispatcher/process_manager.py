@@ -43,7 +43,8 @@ class SubscriptionSync:
             if last is None or position > last:
                 await self._dispatcher.replay(sid, event.from_position)
                 self._checkpoints.set(mark, position)
-        elif isinstance(event, (Sub.SubscriptionCreated, Sub.SubscriptionEnabled, Sub.SubscriptionDisabled)):
+        elif isinstance(event, (Sub.SubscriptionCreated, Sub.SubscriptionEnabled, Sub.SubscriptionDisabled,
+                                Sub.SubscriptionSecretRotated)):
             subscription = self._load(sid)
             target = SubscriptionTarget.from_subscription(subscription)
             if target is None:

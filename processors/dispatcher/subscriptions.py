@@ -15,11 +15,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from domain.context import CommandContext
 from domain.errors import NotFound
-from domain.subscription import WebhookSubscription
+from domain.subscription import DEFAULT_ROTATION_OVERLAP, WebhookSubscription
 from processors.commands import AggregateStore
+from processors.ports.webhooks import EndpointGrant, EndpointValidator
 from processors.retry import retry_on_conflict
 
 SUBSCRIPTION_ID = re.compile(
@@ -34,10 +36,25 @@ class SubscriptionCreated:
     secret: str = field(repr=False)  # shown once, in the answer to the creating request
 
 
+@dataclass(frozen=True)
+class SecretRotated:
+    subscription_id: str
+    position: int
+    secret: str = field(repr=False)  # shown once, in the answer to the rotating request
+    previous_valid_until: datetime | None = None
+
+
 class SubscriptionService:
-    def __init__(self, store: AggregateStore, generate_secret: Callable[[], str]) -> None:
+    """``validator`` checks a URL before a subscription is created (egress policy and the
+    receiver's handshake); without one (unit tests of the aggregate's commands) any URL
+    the domain accepts is taken."""
+
+    def __init__(
+        self, store: AggregateStore, generate_secret: Callable[[], str], *, validator: EndpointValidator | None = None
+    ) -> None:
         self.store = store
         self._generate_secret = generate_secret
+        self._validator = validator
 
     def get(self, subscription_id: str, *, owner: str | None = None) -> WebhookSubscription:
         """The subscription (deleted ones too); ``NotFound`` if unknown or owned by someone else."""
@@ -63,12 +80,27 @@ class SubscriptionService:
         types: tuple[str, ...] | list[str] = (),
         subjects: tuple[str, ...] | list[str] = (),
         mode: str = "structured",
+        auth_token: str = "",
     ) -> SubscriptionCreated:
+        """Validated by the domain first (cheap, no I/O), then the URL is checked and the
+        receiver asked (handshake); a refusal records nothing."""
         secret = self._generate_secret()
-        subscription = WebhookSubscription.create(
-            ctx, url=url, secret=secret, owner=owner, types=tuple(types), subjects=tuple(subjects), mode=mode
-        )
+        fields = dict(url=url, secret=secret, owner=owner, types=tuple(types), subjects=tuple(subjects), mode=mode,
+                      auth_token=auth_token)
+        WebhookSubscription.create(ctx, **fields)  # the fields' own checks, before any request goes out
+        grant = self._validator.validate(url, auth_token=auth_token) if self._validator else EndpointGrant()
+        subscription = WebhookSubscription.create(ctx, allowed_rate=grant.allowed_rate, **fields)
         return SubscriptionCreated(subscription.id, self.store.save(subscription), secret)
+
+    def rotate_secret(
+        self, subscription_id: str, ctx: CommandContext, *, overlap: timedelta = DEFAULT_ROTATION_OVERLAP,
+        owner: str | None = None,
+    ) -> SecretRotated:
+        """A new signing secret; the old one keeps signing for ``overlap`` (both in one header)."""
+        secret = self._generate_secret()
+        position = self._change(subscription_id, owner, lambda s: s.rotate_secret(ctx, secret, overlap))
+        until = ctx.at + overlap if overlap > timedelta(0) else None
+        return SecretRotated(subscription_id, position, secret, until)
 
     def delete(self, subscription_id: str, ctx: CommandContext, *, owner: str | None = None) -> int:
         return self._change(subscription_id, owner, lambda s: s.delete(ctx))

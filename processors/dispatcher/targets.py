@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from domain.subscription import WebhookSubscription, subject_matches, type_matches
 from processors.ports.webhooks import DeliveryMode, OutboundEvent
@@ -20,6 +21,16 @@ class SubscriptionTarget:
     mode: DeliveryMode = "structured"
     types: tuple[str, ...] = ()
     subjects: tuple[str, ...] = ()
+    auth_token: str = field(default="", repr=False)
+    # The secret a rotation replaced, signing until ``previous_secret_until``.
+    previous_secret: str = field(default="", repr=False)
+    previous_secret_until: datetime | None = None
+
+    def extra_secrets(self, now: datetime) -> tuple[str, ...]:
+        """The previous secret while its overlap lasts (a second signature entry)."""
+        if self.previous_secret and self.previous_secret_until is not None and now < self.previous_secret_until:
+            return (self.previous_secret,)
+        return ()
 
     def matches(self, event: OutboundEvent) -> bool:
         if event.type.startswith(SUBSCRIPTION_TYPES) and event.subject != self.id:
@@ -40,4 +51,7 @@ class SubscriptionTarget:
             mode=mode,
             types=tuple(subscription.types),
             subjects=tuple(subscription.subjects),
+            auth_token=getattr(subscription, "auth_token", ""),
+            previous_secret=getattr(subscription, "previous_secret", ""),
+            previous_secret_until=getattr(subscription, "previous_secret_until", None),
         )

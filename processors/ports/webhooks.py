@@ -57,6 +57,10 @@ class WebhookRequest:
     message_id: str
     message: EncodedMessage
     secret: str = field(repr=False)
+    # During a secret rotation: the previous secret, which signs too (one more entry).
+    extra_secrets: tuple[str, ...] = field(default=(), repr=False)
+    # The receiver's bearer token (``Authorization: Bearer``), when it asked for one.
+    auth_token: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ class AttemptResult:
     latency: float
     error: str | None = None
     retry_after: float | None = None  # seconds from the response, if it asked
+    # The egress policy refused the address (SSRF): the same URL would be refused again.
+    blocked: bool = False
 
 
 class WebhookTransport(Protocol):
@@ -144,3 +150,19 @@ class SubscriptionCheckpoints(Protocol):
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class EndpointGrant:
+    """What a receiver granted when its URL was checked (the web hook handshake)."""
+
+    allowed_rate: int | None = None  # requests per minute; None: no limit stated
+
+
+class EndpointValidator(Protocol):
+    """Checks a subscription URL before the subscription is activated: the egress policy
+    (HTTPS, no internal addresses) and the receiver's consent (abuse-protection handshake)."""
+
+    def validate(self, url: str, *, auth_token: str = "") -> EndpointGrant:
+        """The grant, or ``domain.errors.InvalidInput("url", reason)``."""
+        ...

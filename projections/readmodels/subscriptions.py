@@ -30,7 +30,7 @@ Sub = WebhookSubscription
 
 class SubscriptionsProjection(Projection):
     name = "subscriptions"
-    version = 1
+    version = 2  # 2: allowed_rate, rotated_at, overlap_until
     tables = (SUBSCRIPTIONS,)
 
     def handle(self, stored: StoredEvent, tx: ReadModelTx) -> None:
@@ -51,6 +51,9 @@ class SubscriptionsProjection(Projection):
                 "deleted": False,
                 "created_at": event.occurred_at,
                 "last_replay_from": None,
+                "allowed_rate": getattr(event, "allowed_rate", None),
+                "rotated_at": None,
+                "overlap_until": None,
             }
         else:
             doc = tx.get(SUBSCRIPTIONS.name, sid)
@@ -64,6 +67,8 @@ class SubscriptionsProjection(Projection):
                 doc.update(enabled=False, deleted=True)
             elif isinstance(event, Sub.SubscriptionReplayRequested):
                 doc["last_replay_from"] = event.from_position
+            elif isinstance(event, Sub.SubscriptionSecretRotated):
+                doc.update(rotated_at=event.occurred_at, overlap_until=event.previous_valid_until)
         doc["updated_at"] = event.occurred_at
         doc["stream_version"] = stored.version
         doc["position"] = stored.position

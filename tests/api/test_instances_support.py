@@ -49,9 +49,9 @@ DEFINITION = "ccna-basic-routing"
 
 
 @contextmanager
-def instance_client(data_dir: Path) -> Iterator[tuple[TestClient, Container]]:
+def instance_client(data_dir: Path, **settings: Any) -> Iterator[tuple[TestClient, Container]]:
     """A started app (SQLite, virtual clock at ``NOW``) with the sample definition published."""
-    with control_client(data_dir) as (client, container):
+    with control_client(data_dir, **settings) as (client, container):
         publish(client)
         yield client, container
 

@@ -20,11 +20,12 @@ from domain.context import CommandContext
 from domain.instance import InstanceRequirements, LabletInstance
 from domain.timeslot import Timeslot
 
-TOKENS = "admin:adm,instructor:ins,user:usr:alice,grader:grd,grader:grd2:other-grader,service:svc:exam"
+TOKENS = ("admin:adm,instructor:ins,user:usr:alice,grader:grd,grader:grd2:other-grader,service:svc:exam,"
+          "service:svc2:intruder")
 AUTH = {
     name: {"Authorization": f"Bearer {token}"}
     for name, token in [("admin", "adm"), ("instructor", "ins"), ("user", "usr"), ("grader", "grd"),
-                        ("grader2", "grd2"), ("service", "svc")]
+                        ("grader2", "grd2"), ("service", "svc"), ("intruder", "svc2")]
 }
 API = "/api/v1"
 LDS = "urn:lds:test"
@@ -41,10 +42,20 @@ def ctx(actor: str = "system:controller") -> CommandContext:
     return CommandContext(at=now(), actor=actor)
 
 
+# The test receiver (conftest.Receiver) listens on 127.0.0.1 over plain HTTP: development mode
+# and the egress allow-list let subscriptions reach it, as an operator would configure them.
+LOCAL_RECEIVERS: dict[str, Any] = {"development": True, "webhook_allowed_networks": "127.0.0.0/8,::1/128",
+                                   "webhook_origin": "lrm.test"}
+# The ``service`` token plays the LDS: bound to the LDS source for session events, so it may
+# drive labs it did not request (the ``intruder`` service may not).
+LDS_BINDING: dict[str, Any] = {"types": ["lds.session.*"], "sources": [LDS], "senders": ["service:exam"]}
+
+
 @contextmanager
-def started_app(data_dir: Path) -> Iterator[tuple[TestClient, Container]]:
+def started_app(data_dir: Path, **settings: Any) -> Iterator[tuple[TestClient, Container]]:
     # No processors: the tests play the scheduler and the controllers themselves (``step``).
-    container = Container(Settings(data_dir=data_dir, store="sqlite", tokens=TOKENS, processors=False))
+    settings = {**LOCAL_RECEIVERS, "cloudevent_senders": [LDS_BINDING], **settings}
+    container = Container(Settings(data_dir=data_dir, store="sqlite", tokens=TOKENS, processors=False, **settings))
     with TestClient(create_app(container)) as client:
         yield client, container
 

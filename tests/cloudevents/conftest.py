@@ -1,6 +1,13 @@
 """A real HTTP receiver (uvicorn in a background thread) that records what it gets and
 answers from a per-message plan: a status, ``("retry-after", status, value)``,
-``("redirect", url)`` or ``"hang"`` (sleeps past the sender's timeout)."""
+``("redirect", url)`` or ``"hang"`` (sleeps past the sender's timeout).
+
+It answers the CloudEvents web hook handshake (``OPTIONS``) as ``handshake`` says:
+``"grant"`` (echo the origin, rate ``*``), ``"refuse"`` (405, no grant headers) or a dict
+of headers to answer with; the validation requests are kept in ``handshakes``.
+
+The receiver listens on 127.0.0.1, so the apps of these tests allow that network
+(``LOCAL_RECEIVERS``): the egress policy's admin allow-list, as a deployment would set it."""
 
 from __future__ import annotations
 
@@ -45,6 +52,8 @@ class Receiver:
             self.delay = 0.0  # seconds before answering (slows the sender down)
             self.gate: threading.Event | None = None  # when set: hold every request until it opens
             self.held = 0  # requests that reached the gate
+            self.handshake: object = "grant"
+            self.handshakes: list[Received] = []
 
     def url(self, path: str = "/hook") -> str:
         return self.base_url + path
@@ -65,7 +74,22 @@ class Receiver:
             time.sleep(0.01)
         raise AssertionError("receiver: condition not reached in time")
 
+    async def validate(self, request: Request) -> Response:
+        with self.lock:
+            plan = self.handshake
+            record = Received(request.url.path, dict(request.headers), b"", None, time.monotonic())
+            self.handshakes.append(record)
+        if plan == "refuse":
+            return Response(status_code=405, headers={"allow": "POST"})
+        if isinstance(plan, dict):
+            return Response(status_code=200, headers=plan)
+        origin = request.headers.get("webhook-request-origin", "")
+        return Response(status_code=200, headers={"webhook-allowed-origin": origin, "webhook-allowed-rate": "*",
+                                                  "allow": "POST"})
+
     async def handle(self, request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return await self.validate(request)
         body = await request.body()
         gate = self.gate
         if gate is not None:
@@ -103,7 +127,7 @@ def _receiver_server():
     async def handler(request: Request) -> Response:
         return await receiver.handle(request)
 
-    app = Starlette(routes=[Route("/{path:path}", handler, methods=["POST"])])
+    app = Starlette(routes=[Route("/{path:path}", handler, methods=["POST", "OPTIONS"])])
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))

@@ -28,14 +28,14 @@ from tests.api.test_instances_support import (
     running_worker,
     system_ctx,
 )
-from tests.cloudevents.api_support import GRADER, LDS, SCORE, post_structured, structured
+from tests.cloudevents.api_support import GRADER, LDS, LOCAL_RECEIVERS, SCORE, post_structured, structured
 
 INSTANCE_TYPES = "ccm.lablet.instance.*"
 
 
 @pytest.fixture
 def app(tmp_path: Path):
-    with instance_client(tmp_path) as pair:
+    with instance_client(tmp_path, **LOCAL_RECEIVERS) as pair:
         yield pair
 
 
@@ -205,14 +205,14 @@ def test_a_410_disables_the_subscription_for_good(app, receiver):
 
 
 def test_delivery_resumes_from_its_checkpoint_after_a_restart(tmp_path, receiver):
-    with instance_client(tmp_path) as (client, container):
+    with instance_client(tmp_path, **LOCAL_RECEIVERS) as (client, container):
         sub = subscribe(client, receiver.url("/restart"), types=["ccm.worker.*"])
         first = running_worker(client, container)
         before = set(stream_event_ids(container, first))
         receiver.wait_for(lambda: {r.headers["webhook-id"] for r in receiver.ok()} >= before)
     receiver.reset()
     # The next process knows the subscription from the log and goes on from its checkpoint.
-    with instance_client(tmp_path) as (client, container):
+    with instance_client(tmp_path, **LOCAL_RECEIVERS) as (client, container):
         assert sub["id"] in container.webhooks.delivering()
         second = running_worker(client, container)
         after = set(stream_event_ids(container, second))
@@ -223,7 +223,7 @@ def test_delivery_resumes_from_its_checkpoint_after_a_restart(tmp_path, receiver
 def test_a_receiver_sees_its_own_subscription_events_only(app, receiver):
     client, container = app
     mine = subscribe(client, receiver.url("/all"))  # no filter: every type
-    theirs = client.post(f"{API}/subscriptions", json={"url": "https://other.example/h"},
+    theirs = client.post(f"{API}/subscriptions", json={"url": receiver.url("/other-receiver")},
                          headers=AUTH["admin"]).json()
     replay = client.post(f"{API}/subscriptions/{mine['id']}/replay", json={"from_position": mine["position"]},
                          headers=AUTH["grader"])
@@ -231,4 +231,4 @@ def test_a_receiver_sees_its_own_subscription_events_only(app, receiver):
     own = str(event_id(mine["id"], 1))  # the replay request, delivered to its own subscriber
     receiver.wait_for(lambda: any(r.headers["webhook-id"] == own for r in receiver.ok()))
     subjects = {json.loads(r.body)["subject"] for r in receiver.ok()}
-    assert theirs["id"] not in subjects and "other.example" not in b"".join(r.body for r in receiver.ok()).decode()
+    assert theirs["id"] not in subjects and "/other-receiver" not in b"".join(r.body for r in receiver.ok()).decode()

@@ -7,24 +7,31 @@ import pytest
 from domain.subscription import secret_key
 from tests.cloudevents.api_support import API, AUTH, started_app
 
-HOOK = "https://grader.example/hooks/lrm"
+HOOK = "<the test receiver>"  # replaced by the receiver's URL (``hooked``)
+URL: list[str] = []  # the receiver's URL, set by the fixtures
 
 
 @pytest.fixture
-def app(tmp_path):
+def app(tmp_path, _receiver_server):
+    URL[:] = [_receiver_server.url("/hooks/lrm")]
     with started_app(tmp_path) as pair:
         yield pair
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory):
+def shared(tmp_path_factory, _receiver_server):
     """One app for the tests that only check refusals (each compares positions before and after)."""
+    URL[:] = [_receiver_server.url("/hooks/lrm")]
     with started_app(tmp_path_factory.mktemp("shared")) as pair:
         yield pair
 
 
+def hooked(body: dict) -> dict:
+    return {k: (URL[0] if v == HOOK else v) for k, v in body.items()}
+
+
 def subscribe(client, auth="grader", **body):  # noqa: ANN001, ANN201
-    return client.post(f"{API}/subscriptions", json={"url": HOOK, **body}, headers=AUTH[auth])
+    return client.post(f"{API}/subscriptions", json=hooked({"url": HOOK, **body}), headers=AUTH[auth])
 
 
 def test_create_answers_the_secret_once_and_never_again(app):
@@ -61,7 +68,7 @@ def test_create_answers_the_secret_once_and_never_again(app):
 def test_invalid_subscriptions_are_refused(shared, body, status):
     client, container = shared
     before = container.store.max_position()
-    answer = client.post(f"{API}/subscriptions", json=body, headers=AUTH["grader"])
+    answer = client.post(f"{API}/subscriptions", json=hooked(body), headers=AUTH["grader"])
     assert answer.status_code == status, answer.text
     assert answer.headers["content-type"].startswith("application/problem+json")
     assert container.store.max_position() == before
@@ -71,7 +78,7 @@ def test_invalid_subscriptions_are_refused(shared, body, status):
 def test_only_graders_and_admins_manage_subscriptions(shared, auth, status):
     client, _ = shared
     headers = AUTH[auth] if auth else {}
-    assert client.post(f"{API}/subscriptions", json={"url": HOOK}, headers=headers).status_code == status
+    assert client.post(f"{API}/subscriptions", json={"url": URL[0]}, headers=headers).status_code == status
     assert client.get(f"{API}/subscriptions", headers=headers).status_code == status
 
 
@@ -150,7 +157,7 @@ def test_list_pages_with_a_cursor(app):
 def test_overlong_filters_are_422_not_500(app):
     client, _ = app
     for field in ("types", "subjects"):
-        answer = client.post(f"{API}/subscriptions", json={"url": HOOK, field: ["a" * 201]}, headers=AUTH["grader"])
+        answer = client.post(f"{API}/subscriptions", json={"url": URL[0], field: ["a" * 201]}, headers=AUTH["grader"])
         assert answer.status_code == 422, answer.text
 
 

@@ -53,7 +53,7 @@ def test_words_split_acronyms_and_digits():
 
 def test_every_domain_event_maps_to_a_unique_valid_type():
     rows = catalog()
-    assert ("ccm.subscription.created", "WebhookSubscription.SubscriptionCreated", ["url", "types", "subjects", "mode", "owner", "secret"]) in rows
+    assert ("ccm.subscription.created", "WebhookSubscription.SubscriptionCreated", ["url", "types", "subjects", "mode", "owner", "secret", "auth_token", "allowed_rate"]) in rows
     seen: dict[str, str] = {}
     for t, name, _ in rows:
         assert VALID_TYPE.match(t), (name, t)
