@@ -18,6 +18,10 @@ def get_container(request: Request):  # noqa: ANN201 - api.container.Container
 def command_context(
     request: Request, principal: Annotated[Principal, Depends(current_principal)]
 ) -> CommandContext:
+    return context_for(request, principal)
+
+
+def context_for(request: Request, principal: Principal) -> CommandContext:
     """Time and provenance of a command: the caller as actor, the request id as cause."""
     container = request.app.state.container
     state = request.scope["state"]  # set by RequestContextMiddleware for every request

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +31,8 @@ import httpx
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+# (host, port) -> addresses; the default asks the system resolver (tests pass their own).
+Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 # The well-known metadata endpoints, named in refusals because they are the usual target.
 METADATA_ADDRESSES = frozenset(
@@ -139,6 +141,11 @@ def _unique(values: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
 
+async def system_resolver(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return _unique(str(info[4][0]) for info in infos)
+
+
 class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
     """Resolves the host itself, checks every address, and connects to a checked one.
 
@@ -147,22 +154,24 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
     certificate against the host name (httpcore passes the origin's name as SNI).
     """
 
-    def __init__(self, policy: EgressPolicy, inner: httpcore.AsyncNetworkBackend | None = None) -> None:
+    def __init__(
+        self, policy: EgressPolicy, inner: httpcore.AsyncNetworkBackend | None = None,
+        resolver: Resolver | None = None,
+    ) -> None:
         self._policy = policy
         self._inner = inner or httpcore.AnyIOBackend()
+        self._resolve = resolver or system_resolver
 
     async def connect_tcp(
         self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        loop = asyncio.get_running_loop()
         try:
-            infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout)
+            addresses = await asyncio.wait_for(self._resolve(host, port), timeout)
         except (socket.gaierror, UnicodeError) as exc:
             raise httpcore.ConnectError(f"egress policy: host {host!r} does not resolve ({exc})") from None
         except asyncio.TimeoutError:
             raise httpcore.ConnectTimeout(f"resolving {host!r} timed out") from None
-        addresses = _unique(str(info[4][0]) for info in infos)
         try:
             self._policy.check_addresses(host, addresses)
         except EgressRefused as refused:
@@ -192,26 +201,26 @@ class EgressBlocked(httpcore.ConnectError):
 class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport with the connection pool built on ``GuardedNetworkBackend``."""
 
-    def __init__(self, policy: EgressPolicy, **kwargs: Any) -> None:
+    def __init__(self, policy: EgressPolicy, *, resolver: Resolver | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         # httpx has no public hook for the network backend; its pool takes one. Replacing
         # the pool keeps httpx's request/response mapping (tests guard this still works).
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=httpx.create_ssl_context(),
-            network_backend=GuardedNetworkBackend(policy),
+            network_backend=GuardedNetworkBackend(policy, resolver=resolver),
             max_connections=100,
             max_keepalive_connections=20,
             keepalive_expiry=5.0,
         )
 
 
-def guarded_client(policy: EgressPolicy, **kwargs: Any) -> httpx.AsyncClient:
+def guarded_client(policy: EgressPolicy, *, resolver: Resolver | None = None, **kwargs: Any) -> httpx.AsyncClient:
     """An AsyncClient that obeys the policy and never follows redirects.
 
     With an explicit transport httpx ignores ``HTTP(S)_PROXY`` from the environment, so
     traffic goes straight to the checked address.
     """
-    return httpx.AsyncClient(transport=GuardedTransport(policy), follow_redirects=False, **kwargs)
+    return httpx.AsyncClient(transport=GuardedTransport(policy, resolver=resolver), follow_redirects=False, **kwargs)
 
 
 def is_blocked(error: BaseException) -> bool:

@@ -23,9 +23,10 @@ from fastapi.responses import JSONResponse
 from adapters.cloudevents.parsing import MAX_BODY_BYTES, CloudEventParseError, parse_http
 from adapters.webhooks.signing import SignatureInvalid, verify
 from api.auth import Principal, Role, check_role, principal_for
-from api.deps import Ctx, get_container
+from api.deps import context_for, get_container
 from api.problems import PROBLEM_JSON, ApiProblem
 from api.schemas.subscriptions import IngestOut
+from domain.context import CommandContext
 from domain.errors import DomainError, IllegalTransition, InvalidInput
 from processors.commands.cloudevents import IncomingCloudEvent, Ingested
 
@@ -61,6 +62,13 @@ def cloudevent_sender(request: Request) -> Principal:
 
 
 Sender = Annotated[Principal, Depends(cloudevent_sender)]
+
+
+def sender_context(request: Request, sender: Sender) -> CommandContext:
+    return context_for(request, sender)
+
+
+SenderCtx = Annotated[CommandContext, Depends(sender_context)]
 
 _REQUEST_BODY = {
     "content": {
@@ -111,7 +119,7 @@ def _rejected(event: IncomingCloudEvent, error: DomainError) -> dict[str, Any]:
     summary="Receive CloudEvents (binary, structured or batch): lds.session.*, grading.session.*",
     openapi_extra={"requestBody": _REQUEST_BODY},
 )
-async def receive(request: Request, response: Response, ctx: Ctx, sender: Sender) -> Any:
+async def receive(request: Request, response: Response, ctx: SenderCtx, sender: Sender) -> Any:
     if getattr(request.state, "token_in_query", False):
         response.headers["Cache-Control"] = "private, no-store"  # RFC 6750 §2.3
     length = request.headers.get("content-length", "")
