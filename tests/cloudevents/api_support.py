@@ -54,8 +54,8 @@ LDS_BINDING: dict[str, Any] = {"types": ["lds.session.*"], "sources": [LDS], "se
 @contextmanager
 def started_app(data_dir: Path, **settings: Any) -> Iterator[tuple[TestClient, Container]]:
     # No processors: the tests play the scheduler and the controllers themselves (``step``).
-    settings = {**LOCAL_RECEIVERS, "cloudevent_senders": [LDS_BINDING], **settings}
-    container = Container(Settings(data_dir=data_dir, store="sqlite", tokens=TOKENS, processors=False, **settings))
+    settings = {"store": "sqlite", **LOCAL_RECEIVERS, "cloudevent_senders": [LDS_BINDING], **settings}
+    container = Container(Settings(data_dir=data_dir, tokens=TOKENS, processors=False, **settings))
     with TestClient(create_app(container)) as client:
         yield client, container
 

@@ -26,6 +26,7 @@ from tests.cloudevents.api_support import (
     structured,
 )
 from tests.cloudevents.api_support import started_app as _started_app
+from tests.deployment.conftest import postgres_database  # noqa: F401 - a fixture
 
 GRADERS = {"types": ["grading.session.*"], "definitions": ["ccna-*"], "senders": ["grader:grader"]}
 
@@ -49,7 +50,15 @@ def bound(tmp_path_factory):
 
 def test_a_service_that_booked_nothing_cannot_move_another_users_lab(unbound):
     """The exact scenario of the issue, and its REST equivalent side by side."""
-    client, container = unbound
+    _the_issue_scenario(*unbound)
+
+
+def test_the_issue_scenario_on_postgresql(tmp_path, postgres_database):  # noqa: F811
+    with _started_app(tmp_path, cloudevent_senders=[], store="postgres", store_url=postgres_database) as pair:
+        _the_issue_scenario(*pair)
+
+
+def _the_issue_scenario(client, container) -> None:  # noqa: ANN001
     instance_id = ready_instance(container)  # requested by user:alice
     before = container.store.max_position()
 
