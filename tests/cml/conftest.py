@@ -82,6 +82,18 @@ def fast_rest_settings(**overrides: Any) -> CmlRestSettings:
     return CmlRestSettings(**values)
 
 
+def run(client: CmlRestClient, scenario: Callable[[], Awaitable[Any]]) -> Any:
+    """Run an async scenario against ``client``, closing its connections afterwards."""
+
+    async def wrapped() -> Any:
+        try:
+            return await scenario()
+        finally:
+            await client.aclose()
+
+    return asyncio.run(wrapped())
+
+
 @dataclass
 class Harness:
     """One adapter under test, with the worker to address and a runner for async scenarios."""

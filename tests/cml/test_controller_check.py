@@ -4,29 +4,17 @@ failing later on some call whose shape changed."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import Any
 
 import pytest
 
 from adapters.cml.controller_check import judge, parse_version
 from adapters.cml.rest import CmlRestClient
 from processors.ports.cml import CmlEndpoint, CmlIncompatible, CmlUnavailable
-from tests.cml.conftest import fast_rest_settings
+from tests.cml.conftest import fast_rest_settings, run
 from tests.cml.fake_cml import FakeCml
 
 INFO = "/api/v0/system_information"
-
-
-def run(client: CmlRestClient, scenario: Any) -> Any:
-    async def wrapped() -> Any:
-        try:
-            return await scenario()
-        finally:
-            await client.aclose()
-
-    return asyncio.run(wrapped())
 
 
 @pytest.mark.parametrize("version", ["2.6.1+build.3", "2.7.2", "3.0.0", "unknown", ""])

@@ -7,7 +7,6 @@ import asyncio
 import random
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import certifi
@@ -25,20 +24,10 @@ from processors.ports.cml import (
     CmlWaitTimeout,
     NodeState,
 )
-from tests.cml.conftest import FakeClock, fast_rest_settings, lab_yaml
+from tests.cml.conftest import FakeClock, fast_rest_settings, lab_yaml, run
 from tests.cml.fake_cml_server import FakeCml
 
 LABS = "/api/v0/labs"
-
-
-def run(client: CmlRestClient, scenario: Callable[[], Awaitable[Any]]) -> Any:
-    async def wrapped() -> Any:
-        try:
-            return await scenario()
-        finally:
-            await client.aclose()
-
-    return asyncio.run(wrapped())
 
 
 class RecordingSleep:
