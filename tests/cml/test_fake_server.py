@@ -164,3 +164,19 @@ def test_client_reads_console_keys_with_or_without_operational_data(
     expected = sorted((lab.nodes[node_id].spec.label, keys[0]) for node_id, keys in lab.console_keys.items())
     assert consoles == expected and len(consoles) == 2
     assert (fake_cml.calls("GET", "/keys/console") == 2) is not operational
+
+
+def test_our_client_logs_in_again_when_its_token_has_aged_out(fake_cml: FakeCml, rest_worker: CmlEndpoint) -> None:
+    fake_cml.token_lifetime_seconds = 3600
+    client = CmlRestClient(fast_rest_settings())
+
+    async def scenario() -> None:
+        try:
+            lab_id = await client.import_lab(rest_worker, lab_yaml(1), "instance-aged")
+            fake_cml.advance(3600)  # an hour later on the controller: the JWT has expired
+            assert (await client.lab_state(rest_worker, lab_id)).nodes == {"r1": NodeState.DEFINED_ON_CORE}
+        finally:
+            await client.aclose()
+
+    asyncio.run(scenario())
+    assert fake_cml.calls("POST", "/authenticate") == 2

@@ -93,3 +93,70 @@ class LabMachineRules(RuleBasedStateMachine):
 
 TestLabMachine = LabMachineRules.TestCase
 TestLabMachine.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+
+
+NODES = ["a", "b", "c"]
+
+
+class NodeLevelRules(RuleBasedStateMachine):
+    """CML's node-level ``state/start``, ``state/stop`` and ``wipe_disks`` touch one node only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0.0
+        self.lab = LabMachine.imported("lab", TOPOLOGY, NODES, self.now)
+        self.expected = dict.fromkeys(NODES, NodeState.DEFINED_ON_CORE)
+        self.starts = dict.fromkeys(NODES, 0)
+
+    def _others_unchanged(self, node_id: str, call: object) -> None:
+        before = {n: (list(self.lab.nodes[n].schedule), self.lab.nodes[n].state) for n in NODES if n != node_id}
+        call()  # type: ignore[operator]
+        after = {n: (list(self.lab.nodes[n].schedule), self.lab.nodes[n].state) for n in NODES if n != node_id}
+        assert before == after
+
+    @rule(node_id=st.sampled_from(NODES))
+    def start(self, node_id: str) -> None:
+        self.lab.advance(self.now)
+        node = self.lab.nodes[node_id]
+        waking = (node.schedule[-1][1] if node.schedule else node.state) not in ACTIVE
+        self._others_unchanged(node_id, lambda: self.lab.start(self.now, STEP, only=[node_id]))
+        self.starts[node_id] += waking
+        self.expected[node_id] = NodeState.BOOTED
+
+    @rule(node_id=st.sampled_from(NODES))
+    def stop(self, node_id: str) -> None:
+        self.lab.advance(self.now)
+        was_active = self.lab.nodes[node_id].state in ACTIVE
+        self._others_unchanged(node_id, lambda: self.lab.stop(self.now, STEP, only=[node_id]))
+        if was_active:
+            self.expected[node_id] = NodeState.STOPPED
+
+    @rule(node_id=st.sampled_from(NODES))
+    def wipe(self, node_id: str) -> None:
+        self.lab.advance(self.now)
+        running = self.lab.nodes[node_id].state in ACTIVE
+        try:
+            self._others_unchanged(node_id, lambda: self.lab.wipe(self.now, STEP, only=[node_id]))
+        except LabRefused:
+            assert running, "node wipe refused although the node was not running"
+            return
+        assert not running, "node wipe accepted on a running node"
+        self.expected[node_id] = NodeState.DEFINED_ON_CORE
+
+    @rule(seconds=st.floats(0, 5 * STEP))
+    def wait(self, seconds: float) -> None:
+        self.now += seconds
+
+    @rule()
+    def settle(self) -> None:
+        self.now += FOREVER
+        assert self.lab.converged(self.now)
+        assert {n: node.state for n, node in self.lab.nodes.items()} == self.expected
+
+    @invariant()
+    def starts_count_each_wake_up(self) -> None:
+        assert {n: node.starts for n, node in self.lab.nodes.items()} == self.starts
+
+
+TestNodeLevel = NodeLevelRules.TestCase
+TestNodeLevel.settings = settings(max_examples=40, stateful_step_count=25, deadline=None)
