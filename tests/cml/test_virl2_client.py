@@ -160,3 +160,14 @@ def test_the_client_refuses_a_controller_too_old_for_it(fake_cml: FakeCml, fake_
     fake_cml.version = "2.6.1+build.3"
     with pytest.raises(virl2_client.InitializationError, match="Unsupported minor version"):
         virl2_client.ClientLibrary(fake_cml_server.base_url, fake_cml.username, fake_cml.password, allow_http=True)
+
+
+def test_a_cml_2_9_controller_is_checked_the_2_9_way(fake_cml: FakeCml, fake_cml_server: RunningFakeCml) -> None:
+    fake_cml.version = "2.9.1+build.5"
+    library = virl2_client.ClientLibrary(fake_cml_server.base_url, fake_cml.username, fake_cml.password,
+                                         allow_http=True, raise_for_auth_failure=True)
+    assert fake_cml.calls("GET", "/authok") == 1 and fake_cml.calls("GET", "/authentication") == 0
+    lab = imported(library, lab_yaml(2), title="instance-2-9")
+    lab.start()
+    assert lab.state() == "STARTED"
+    assert library.get_system_health()["computes"].popitem()[1]["cpu_overload"] is None

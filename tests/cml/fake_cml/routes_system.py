@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 
+from adapters.cml.controller_check import parse_version
 from adapters.cml.lab_machine import ACTIVE
 from tests.cml.fake_cml import catalog
 from tests.cml.fake_cml.errors import cml_error
@@ -42,7 +43,9 @@ def register(app: FastAPI, fake: FakeCml) -> None:
         return {"username": fake.username, "id": fake.user_id, "token": fake.issue_token(), "admin": True}
 
     @app.get(f"{API}/authentication")
-    async def authentication() -> dict[str, Any]:
+    async def authentication(request: Request) -> Any:
+        if _before_2_10(fake):  # the route came with CML 2.10; older clients call authok
+            return cml_error(404, f"Not Found: GET {request.url.path}")
         return _user(fake)
 
     @app.get(f"{API}/authok")
@@ -69,7 +72,8 @@ def register(app: FastAPI, fake: FakeCml) -> None:
         compute = {
             "kvm_vmx_enabled": True, "enough_cpus": True, "lld_connected": fake.ready, "lld_synced": fake.ready,
             "libvirt": True, "fabric": True, "device_mux": True, "docker_shim": True,
-            "cpu_overload": False, "memory_overload": False, "disk_overload": False,
+            # CML 2.9 does not report overloads (None there).
+            **dict.fromkeys(("cpu_overload", "memory_overload", "disk_overload"), None if _before_2_10(fake) else False),
             "refplat_images_available": True, "valid": fake.ready, "is_controller": True,
             "admission_state": "READY" if fake.ready else "ONLINE", "hostname": "cml-controller",
         }
@@ -112,6 +116,11 @@ def register(app: FastAPI, fake: FakeCml) -> None:
                     keys[key] = {"node_id": node_id, "lab_id": lab.id, "compute_id": COMPUTE_ID,
                                  "label": node.spec.label, "driver": driver, "line": line}
         return keys
+
+
+def _before_2_10(fake: FakeCml) -> bool:
+    version = parse_version(fake.version)
+    return version is not None and version < (2, 10, 0)
 
 
 def _credentials_match(fake: FakeCml, body: Any) -> bool:
