@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, AsyncIterator
 
 from fastapi import FastAPI
 
+from api.edge.body_size import BodySizeMiddleware
+from api.edge.url_text import UrlTextMiddleware
 from api.health import router as health_router
 from api.metrics import MetricsMiddleware, metrics_endpoint
 from api.middleware import RequestContextMiddleware
@@ -35,6 +37,9 @@ def create_app(container: Container) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.container = container
+    # Outermost last: ids and metrics see every request, refusals included.
+    app.add_middleware(BodySizeMiddleware)
+    app.add_middleware(UrlTextMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=container.metrics)
     app.add_middleware(RequestContextMiddleware)
     install_problem_handlers(app)

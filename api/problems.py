@@ -99,7 +99,10 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, _reason(exc.status_code), str(exc.detail or ""),
+        detail = str(exc.detail or "")
+        field = getattr(exc, "field", None)  # e.g. api.edge.body_size.BodyTooLarge
+        return problem(exc.status_code, _reason(exc.status_code), detail,
+                       errors=[{"field": field, "reason": detail}] if field else None,
                        headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)

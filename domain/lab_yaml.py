@@ -25,11 +25,11 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.resolver import VersionedResolver
 
+from domain import yaml_reader
 from domain.errors import InvalidInput
 
 MAX_LAB_YAML_BYTES = 1024 * 1024
@@ -196,11 +196,6 @@ def _misread(text: str, expected: dict[str, str]) -> set[str]:
 # -- parsing and validation --------------------------------------------------------
 
 
-def _yaml() -> YAML:
-    # A fresh instance per call: ruamel's YAML objects keep parser state.
-    return YAML(typ="rt", pure=True)
-
-
 def _compose(lab_yaml: str) -> Node:
     if not isinstance(lab_yaml, str):
         raise InvalidInput(_FIELD, f"must be text, got {type(lab_yaml).__name__}")
@@ -208,7 +203,7 @@ def _compose(lab_yaml: str) -> Node:
     if size > MAX_LAB_YAML_BYTES:
         raise InvalidInput(_FIELD, f"is {size} bytes, more than the 1 MiB limit")
     try:
-        root = _yaml().compose(lab_yaml)
+        root = yaml_reader.compose(lab_yaml)  # bounded depth and length, core-schema tags only
     except YAMLError as error:
         raise InvalidInput(_FIELD, f"not valid YAML: {_one_line(str(error))}") from error
     if root is None:

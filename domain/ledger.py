@@ -27,6 +27,7 @@ from operator import itemgetter
 from typing import Any
 
 from domain.errors import Conflict, InsufficientCapacity, InvalidInput, NotFound
+from domain.instants import minus
 from domain.resources import FIELDS, TOLERANCE, ZERO, Resources
 
 _NO_DURATION = timedelta(0)
@@ -201,7 +202,7 @@ class ReservationLedger:
     def active_at(self, t: datetime) -> list[Reservation]:
         _require_aware("t", t)
         high = bisect_right(self._starts, t)
-        low = bisect_left(self._starts, t - self._longest, 0, high)
+        low = bisect_left(self._starts, minus(t, self._longest), 0, high)
         by_id = self._by_id
         return [r for r in (by_id[i] for _, i in self._keys[low:high]) if r.hold_end > t]
 
@@ -384,7 +385,7 @@ class ReservationLedger:
     def _overlapping(self, hold_start: datetime, hold_end: datetime) -> list[Reservation]:
         # Anything starting at or before hold_start - longest has ended by hold_start.
         high = bisect_left(self._starts, hold_end)
-        low = bisect_right(self._starts, hold_start - self._longest, 0, high)
+        low = bisect_right(self._starts, minus(hold_start, self._longest), 0, high)
         by_id = self._by_id
         return [r for r in (by_id[i] for _, i in self._keys[low:high]) if r.hold_end > hold_start]
 

@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from domain.errors import InvalidInput
+from domain.instants import check_instant
 
+# Shorter than this is no lab (a microsecond "booking" only costs a placement and a hold).
+MIN_SLOT = timedelta(minutes=1)
 DEFAULT_INSTANTIATION_LEAD = timedelta(minutes=15)
 DEFAULT_TEARDOWN_MARGIN = timedelta(minutes=30)
 
@@ -37,7 +40,7 @@ def _aware(value: datetime | None, field: str) -> datetime | None:
         raise InvalidInput(field, f"must be a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidInput(field, "must carry a timezone (e.g. 2026-03-01T09:00:00Z)")
-    return value
+    return check_instant(field, value)
 
 
 def validate_timeslot(
@@ -52,6 +55,8 @@ def validate_timeslot(
 
     ``start`` absent or not in the future → ASAP (counted from ``now``). Give ``end`` or
     ``duration_minutes`` (both only if they agree); neither → the definition's maximum.
+    Instants must lie in ``domain.instants``' range (checked before any arithmetic, which
+    would otherwise overflow near year 9999) and the slot must last at least ``MIN_SLOT``.
     """
     start = _aware(start, "timeslot_start")
     end = _aware(end, "timeslot_end")
@@ -70,6 +75,9 @@ def validate_timeslot(
         end = begins + timedelta(minutes=max_duration_minutes)
     if end <= begins:
         raise InvalidInput("timeslot_end", f"must be after the start {begins.isoformat()}, got {end.isoformat()}")
+    if end - begins < MIN_SLOT:
+        raise InvalidInput("timeslot_end", f"the slot must last at least {MIN_SLOT.total_seconds() / 60:g} min, "
+                                           f"got {(end - begins).total_seconds():g} s")
     if end - begins > timedelta(minutes=max_duration_minutes):
         length = int((end - begins).total_seconds() // 60)
         raise InvalidInput(

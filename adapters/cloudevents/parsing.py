@@ -29,6 +29,7 @@ from cloudevents.core.exceptions import CloudEventValidationError
 from cloudevents.core.formats.json import JSONFormat
 
 from adapters.cloudevents.mapping import CORE_ATTRIBUTES, check_extension_name
+from domain.text import document_problem, text_problem
 
 ParseMode = Literal["binary", "structured", "batch"]
 
@@ -129,11 +130,7 @@ def parse_http(
         if len(body) > max_event_bytes:
             raise CloudEventParseError("body", f"event larger than {max_event_bytes} bytes", status=413)
         return ParsedRequest(mode, [_binary(lowered, body)])
-    text = _utf8(body)
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CloudEventParseError("body", f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    document = _json(_utf8(body), "body")
     if mode == "structured":
         if len(body) > max_event_bytes:
             raise CloudEventParseError("body", f"event larger than {max_event_bytes} bytes", status=413)
@@ -148,6 +145,22 @@ def parse_http(
             raise CloudEventParseError("body", f"event larger than {max_event_bytes} bytes", index=index, status=413)
         events.append(_structured(item, index=index))
     return ParsedRequest(mode, events)
+
+
+def _json(text: str, field: str) -> Any:
+    """Parsed JSON, at most ``domain.text.MAX_JSON_DEPTH`` deep, with no control characters
+    in its strings (but tab, LF, CR) or keys: an event's text ends up in read models."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CloudEventParseError(field, f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:  # the decoder recurses per level: 50 000 nested arrays end here
+        raise CloudEventParseError(field, "invalid JSON: nested too deep") from None
+    problem = document_problem(document)
+    if problem is not None:
+        path, reason = problem
+        raise CloudEventParseError(field, f"{path}: {reason}")
+    return document
 
 
 def _utf8(body: bytes) -> str:
@@ -172,12 +185,11 @@ def _binary(headers: dict[str, str], body: bytes) -> BaseCloudEvent:
             raise CloudEventParseError(name, f"required: send a non-empty ce-{name} header")
     if "ce-datacontenttype" in headers:
         raise CloudEventParseError("datacontenttype", "use Content-Type, not ce-datacontenttype, in binary mode")
+    for name, value in headers.items():
+        if name.startswith("ce-") and text_problem(value) is not None:
+            raise CloudEventParseError(name[3:], f"the ce-{name[3:]} header {text_problem(value)}")
     if headers.get("content-type", "").split(";")[0].strip().lower().endswith("json") and body:
-        _utf8(body)
-        try:
-            json.loads(body)
-        except json.JSONDecodeError as exc:
-            raise CloudEventParseError("data", f"invalid JSON: {exc.msg}") from None
+        _json(_utf8(body), "data")
     return _validated(lambda: from_binary_event(HTTPMessage(headers, body)), None)
 
 

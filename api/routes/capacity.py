@@ -11,24 +11,24 @@ from api.auth import Principal, Role, require
 from api.deps import ReadYourWrites, get_container
 from api.problems import ApiProblem
 from api.schemas import PROBLEM_RESPONSES, Cursor, Limit, paged
+from api.schemas.checked import Instant
 from api.schemas.workers import CapacityOut, ReservationPage
+from domain.instants import LATEST
 from domain.naming import MAX_NAME_LENGTH
 from projections.readmodels.workers import WorkerQueries
 
 router = APIRouter(tags=["capacity"], responses=PROBLEM_RESPONSES)
 
 Readers = Annotated[Principal, Depends(require(Role.INSTRUCTOR))]
-From = Annotated[datetime | None, Query(alias="from", description="window start (RFC 3339); default now")]
-To = Annotated[datetime | None, Query(alias="to", description="window end (RFC 3339, exclusive); default from + 24 h")]
+From = Annotated[Instant | None, Query(alias="from", description="window start (RFC 3339); default now")]
+To = Annotated[Instant | None, Query(alias="to", description="window end (RFC 3339, exclusive); default from + 24 h")]
 DEFAULT_WINDOW = timedelta(hours=24)
 
 
 def _window(now: datetime, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
-    for field, value in (("from", start), ("to", end)):
-        if value is not None and (value.tzinfo is None or value.utcoffset() is None):
-            raise ApiProblem(422, "Invalid input", f"{field}: must carry a timezone (e.g. Z)", field=field)
+    # ``Instant`` has held both to RFC 3339 in range; the default end must stay in range too.
     start = start or now
-    end = end or start + DEFAULT_WINDOW
+    end = end or min(start + DEFAULT_WINDOW, LATEST)
     if end <= start:
         raise ApiProblem(422, "Invalid input", "to: must be after from", field="to")
     return start, end

@@ -16,6 +16,7 @@ from api.auth import Principal, Role, require
 from api.deps import Ctx, ReadYourWrites, get_container
 from api.problems import ApiProblem
 from api.schemas import Cursor, Limit, paged
+from api.schemas.checked import Instant
 from api.schemas.instances import (
     InstanceAcceptedOut,
     InstanceCountsOut,
@@ -39,7 +40,6 @@ from processors.commands.instances import (
 from projections.readmodel import Document
 from projections.readmodels.instances import InstanceQueries, instance_document
 from projections.readmodels.timeline import TimelineQueries
-from pydantic import AwareDatetime
 
 router = APIRouter(prefix="/instances", tags=["instances"])
 
@@ -159,9 +159,9 @@ def list_instances(
     definition: Annotated[str | None, Query(max_length=200, description="definition name")] = None,
     reservation_id: Annotated[str | None, Query(max_length=200,
                                                 description="the booking system's reference, exactly")] = None,
-    time_from: Annotated[AwareDatetime | None, Query(alias="from",
+    time_from: Annotated[Instant | None, Query(alias="from",
                                                      description="booking window ends after this")] = None,
-    time_to: Annotated[AwareDatetime | None, Query(alias="to",
+    time_to: Annotated[Instant | None, Query(alias="to",
                                                    description="booking window starts before this")] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
@@ -220,7 +220,7 @@ def instance_timeline(
 )
 def instance_state_at(
     request: Request, instance_id: InstanceId, principal: Reader,
-    at: Annotated[AwareDatetime, Query(description="RFC 3339 with a timezone")],
+    at: Annotated[Instant, Query(description="RFC 3339 with a timezone")],
 ) -> dict[str, Any]:
     past = _service(request).state_at(instance_id, caller(principal), at)
     return {

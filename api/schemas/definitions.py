@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from api.schemas.checked import CheckedIn
 
 from domain.naming import MAX_NAME_LENGTH, NAME_PATTERN
 from domain.worker_template import LicenseType
@@ -14,8 +16,7 @@ SEMVER = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$"
 Protocol = Literal["serial", "vnc", "ssh", "telnet", "http", "https", "tcp"]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+Strict = CheckedIn  # strict, closed, no control characters (api/schemas/checked.py)
 
 
 class AmiIn(Strict):
@@ -39,6 +40,8 @@ class PortIn(Strict):
 class DefinitionIn(Strict):
     """Exactly one of ``lab_yaml`` (the text, at most 1 MiB) and ``lab_artifact_uri``."""
 
+    multiline_fields = frozenset({"lab_yaml", "owner_notification"})
+
     name: str = Field(max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN.pattern)
     version: str | None = Field(None, max_length=50, pattern=SEMVER,
                                 description="semver; absent: 1.0.0 or a patch bump")
@@ -61,6 +64,7 @@ class DefinitionIn(Strict):
 
 
 class DeprecateIn(Strict):
+    multiline_fields = frozenset({"reason"})
     reason: str = Field("", max_length=2000)
 
 

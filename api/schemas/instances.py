@@ -1,7 +1,8 @@
 """Bodies of ``/instances``: the request, the acknowledgements, the instance, its timeline and past states.
 
-Strings and integers are strict (``"30"`` is not a number of minutes); times are RFC 3339
-with a timezone (``AwareDatetime``), which a strict model would refuse as JSON strings.
+Strings and integers are strict (``"30"`` is not a number of minutes), strings carry no
+control characters (``CheckedIn``); times are RFC 3339 strings with an offset, in range
+(``Instant``: a Unix number is refused).
 """
 
 from __future__ import annotations
@@ -9,31 +10,30 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from api.schemas import PROBLEM_RESPONSES
+from api.schemas.checked import CheckedIn, Instant
 from domain.instance import InstanceState
 from domain.naming import MAX_NAME_LENGTH
 
 ID_LENGTH = 200
 
 
-class InstanceRequestIn(BaseModel):
+class InstanceRequestIn(CheckedIn):
     """``timeslot_start`` absent or past = as soon as possible; give ``timeslot_end`` or
     ``duration_minutes`` (neither: the definition's maximum duration)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    definition: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, strict=True,
+    definition: str = Field(min_length=1, max_length=MAX_NAME_LENGTH,
                             description="lablet definition name")
-    version: str | None = Field(None, min_length=1, max_length=50, strict=True,
+    version: str | None = Field(None, min_length=1, max_length=50,
                                 description="semver to pin; absent: the latest version")
-    owner_id: str | None = Field(None, min_length=1, max_length=ID_LENGTH, strict=True,
+    owner_id: str | None = Field(None, min_length=1, max_length=ID_LENGTH,
                                  description="whose lab it is (a user's own subject, whatever is sent)")
-    timeslot_start: AwareDatetime | None = None
-    timeslot_end: AwareDatetime | None = None
-    duration_minutes: int | None = Field(None, gt=0, le=100_000, strict=True)
-    reservation_id: str | None = Field(None, min_length=1, max_length=ID_LENGTH, strict=True,
+    timeslot_start: Instant | None = None
+    timeslot_end: Instant | None = None
+    duration_minutes: int | None = Field(None, gt=0, le=100_000)
+    reservation_id: str | None = Field(None, min_length=1, max_length=ID_LENGTH,
                                        description="the booking system's reference, kept as is")
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from api.schemas.checked import CheckedIn
 
 from domain.naming import MAX_NAME_LENGTH
 from domain.subscription import MAX_AUTH_TOKEN, MAX_FILTERS, MAX_ROTATION_OVERLAP
@@ -14,8 +16,7 @@ MAX_POSITION = 2**63 - 1  # positions are BIGINT in every store
 FilterText = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+Strict = CheckedIn  # strict, closed, no control characters (api/schemas/checked.py)
 
 
 class SubscriptionIn(Strict):

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from api.schemas.checked import CheckedIn
 
 from domain.naming import MAX_NAME_LENGTH, NAME_PATTERN
 from domain.worker_template import PORT_RANGE_MAX, PORT_RANGE_MIN, LicenseType
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+Strict = CheckedIn  # strict, closed, no control characters (api/schemas/checked.py)
 
 
 class CapacityIn(Strict):
@@ -27,6 +28,8 @@ class PortRangeIn(Strict):
 
 class WorkerTemplateIn(Strict):
     """``name`` comes from the path; if the body repeats it, the two must agree."""
+
+    multiline_fields = frozenset({"description"})
 
     name: str | None = Field(None, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN.pattern)
     description: str = Field("", max_length=2000)

@@ -7,11 +7,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.schemas.checked import CheckedIn
+
 from domain.naming import MAX_NAME_LENGTH, NAME_PATTERN
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+Strict = CheckedIn  # strict, closed, no control characters (api/schemas/checked.py)
 
 
 class ProvisionIn(Strict):
