@@ -18,6 +18,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
+
 Document = dict[str, Any]
 # A filter value: equality, or membership when a list/tuple/set is given; None = is null.
 Where = Mapping[str, Any]
@@ -99,6 +101,12 @@ class ReadModelStore(Protocol):
 
     def drop_tables(self, tables: Sequence[Table]) -> None: ...
 
+    def promote(self, pairs: Sequence[tuple[Table, Table]], shadow_checkpoint: str, checkpoint: str) -> bool:
+        """Atomically replace each live table of ``pairs`` ``(shadow, live)`` by its shadow and
+        rename checkpoint ``shadow_checkpoint`` to ``checkpoint`` (a shadow rebuild's switch-over).
+        False when ``shadow_checkpoint`` does not exist (already promoted by another runner)."""
+        ...
+
     def transaction(self) -> AbstractContextManager[ReadModelTx]: ...
 
     def get(self, table: str, key: str) -> Document | None: ...
@@ -154,8 +162,25 @@ def json_default(obj: Any) -> Any:
     return str(obj)
 
 
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
 def dumps(doc: Document) -> str:
-    return json.dumps(doc, default=json_default, separators=(",", ":"))
+    """Compact JSON text of ``doc`` (orjson: read models encode every document they write,
+    so this is on the rebuild's hot path). What orjson refuses (lone surrogates, integers
+    beyond 64 bits) goes through the
+    standard library, which writes the same JSON for everything both accept."""
+    try:
+        return orjson.dumps(doc, default=json_default, option=_ORJSON_OPTIONS).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(doc, default=json_default, separators=(",", ":"))
+
+
+def loads(text: str | bytes) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)  # NaN / Infinity, which only the standard library writes
 
 
 def index_value(table: Table, name: str, doc: Document) -> Any:

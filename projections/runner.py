@@ -1,32 +1,63 @@
-"""Runs projections: follow the log, apply each batch and its checkpoints in ONE transaction.
+"""Runs projections: follow the log, apply each batch with its checkpoints (projections/applying.py).
 
-Exactly-once: a batch's read-model writes and the new checkpoints commit together, so a
-crash anywhere leaves either both or neither. Inside that transaction the runner re-reads
-(and on PostgreSQL locks) each checkpoint, so several runners over the same read models
-(API replicas, a CLI rebuild next to a server) never apply an event twice, and one that
-finds a checkpoint behind what it is following re-syncs instead of leaving a hole.
+Each projection is *live* (followed, serving), *rebuilding* (its version changed or an
+admin rebuilds it: replayed into shadow tables while the live ones keep serving, then
+promoted atomically — projections/targets.py), or *newer* (the stored model was built by a
+newer version of the code, e.g. during a rolling deploy: this process serves it as it is
+and never writes it). Rebuilding projections do not hold back read-your-writes waits.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
+from projections.applying import BatchApplier, Behind
 from projections.backoff import Backoff
 from projections.daemon import DaemonThread
 from projections.events import StoredEvent
+from projections.batch import DocumentBatch
+from projections.parking import (
+    PARKED,
+    PARKED_STATUS,
+    RETRIED_STATUS,
+    SKIPPED_STATUS,
+    ParkedEvent,
+    get_parked,
+    mark,
+)
 from projections.ports import EventFeed
 from projections.projection import Projection
 from projections.readmodel import ReadModelStore
+from projections.targets import SHADOW_SUFFIX, Target
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 
 
-class _Behind(Exception):  # noqa: N818 - control flow, not an error
-    """A checkpoint is behind the feed (someone reset it): re-subscribe from it."""
+@dataclass
+class ParkedRetryFailed(Exception):
+    """A retried parked event failed again (it stays parked)."""
+
+
+@dataclass
+class RebuildProgress:
+    """A shadow rebuild under way: where it started and how fast it goes."""
+
+    started_at: float
+    started_position: int
+    position: int = 0
+
+    def report(self, head: int) -> dict[str, float | int | None]:
+        elapsed = max(time.monotonic() - self.started_at, 1e-6)
+        rate = (self.position - self.started_position) / elapsed
+        remaining = max(0, head - self.position)
+        return {"position": self.position, "head": head, "remaining": remaining,
+                "events_per_s": round(rate, 1), "eta_seconds": round(remaining / rate, 1) if rate > 0 else None}
 
 
 class ProjectionRunner:
@@ -43,13 +74,20 @@ class ProjectionRunner:
         names = [p.name for p in projections]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate projection names: {names}")
+        if any(n.endswith(SHADOW_SUFFIX) for n in names):
+            raise ValueError(f"projection names may not end with {SHADOW_SUFFIX!r}: {names}")
         self.events = events
         self.store = store
         self.projections = list(projections)
         self.batch_size = batch_size
         self.backoff = backoff
         self.idle_timeout = idle_timeout
-        self._positions: dict[str, int] = {}
+        self.applier = BatchApplier(store)
+        self._positions: dict[str, int] = {}  # checkpoint name -> committed position
+        self._live: list[Target] = []
+        self._shadows: list[Target] = []
+        self._rebuilds: dict[str, RebuildProgress] = {}
+        self._prepared = False
         self._changed = threading.Condition()
         self._daemon = DaemonThread("projections", self._follow)
         self._subscription: object | None = None
@@ -58,22 +96,51 @@ class ProjectionRunner:
 
     # -- lifecycle ----------------------------------------------------------------------
     def prepare(self) -> list[str]:
-        """Create tables; reset projections never run or whose version changed.
+        """Create tables; decide per projection: live, rebuild in a shadow, or leave (newer).
 
-        Returns the names reset (they are rebuilt by catching up from position 0).
+        Returns the names that are (re)built from position 0: new ones (no model to serve
+        yet: built in place) and changed versions (built in a shadow copy while the old
+        model serves).
         """
-        reset: list[str] = []
+        self.store.ensure_tables([PARKED])
+        checkpoints = self.store.checkpoints()
+        live: list[Target] = []
+        shadows: list[Target] = []
+        rebuilt: list[str] = []
         for projection in self.projections:
-            stored = self.store.checkpoint(projection.name)
-            if stored is None or stored.version != projection.version:
-                # Dropped before they are ensured: a new version may index a field (a new
-                # column) that the tables of the old version lack.
-                self._reset(projection)
-                reset.append(projection.name)
-            else:
+            stored = checkpoints.get(projection.name)
+            shadow = Target.shadow_of(projection)
+            if stored is None:
+                self._reset(Target.live(projection))
+                live.append(Target.live(projection))
+                rebuilt.append(projection.name)
+            elif stored.version == projection.version:
                 self.store.ensure_tables(projection.tables)
+                live.append(Target.live(projection))
                 self._positions[projection.name] = stored.position
-        return reset
+                if shadow.name in checkpoints and projection.name in self._rebuilds:
+                    shadows.append(shadow)  # an admin rebuild of this process, under way
+            elif stored.version > projection.version:
+                log.warning("projection %s was built by a newer version (%d > %d): serving it unchanged",
+                            projection.name, stored.version, projection.version)
+                self._positions[projection.name] = stored.position
+            else:
+                self.store.ensure_tables(projection.tables)  # the old model: still served
+                self._positions[projection.name] = stored.position
+                shadow_cp = checkpoints.get(shadow.name)
+                if shadow_cp is None or shadow_cp.version != projection.version:
+                    self._reset(shadow)  # a new rebuild (or one for another version: restart)
+                else:
+                    self.store.ensure_tables(shadow.tables)  # resume where it was
+                    self._set_positions({shadow.name: shadow_cp.position})
+                shadows.append(shadow)
+                rebuilt.append(projection.name)
+        self._live, self._shadows = live, shadows
+        self._prepared = True
+        for shadow in shadows:
+            self._rebuilds.setdefault(shadow.projection.name, RebuildProgress(
+                time.monotonic(), self._positions.get(shadow.name, 0), self._positions.get(shadow.name, 0)))
+        return rebuilt
 
     def start(self) -> None:
         """Prepare, then follow the log in a background thread."""
@@ -97,56 +164,122 @@ class ProjectionRunner:
 
     # -- positions ------------------------------------------------------------------------
     def position(self, name: str | None = None) -> int:
-        """Checkpoint of one projection, or the lowest of all (what every read model has)."""
+        """Checkpoint of one projection's served model, or the lowest of the followed ones
+        (what every read model kept current has; rebuilding ones serve their old model)."""
         if name is not None:
             return self._positions.get(name, 0)
-        return min(self._positions.values(), default=0) if self.projections else 0
+        if not self._prepared:
+            return min((self._positions.get(p.name, 0) for p in self.projections), default=0)
+        if not self._live:  # every model is rebuilding (or newer): nothing to wait for
+            return self.events.max_position()
+        return min(self._positions.get(t.name, 0) for t in self._live)
 
     def lag(self) -> int:
-        """Events (by position) not yet applied by the slowest projection."""
+        """Events (by position) not yet applied by the slowest followed projection."""
         return max(0, self.events.max_position() - self.position())
 
+    def rebuilding(self) -> dict[str, dict[str, float | int | None]]:
+        """Projection name -> progress of its shadow rebuild (position, head, events/s, ETA)."""
+        head = self.events.max_position()
+        with self._changed:
+            return {name: progress.report(head) for name, progress in self._rebuilds.items()}
+
+    def wait_rebuilt(self, timeout: float) -> bool:
+        """True once no shadow rebuild is under way in this runner (woken on the switch-over)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._rebuilds, timeout)
+
     def wait_for_position(self, position: int, timeout: float) -> bool:
-        """True as soon as every projection has committed ``position`` (woken on commit)."""
+        """True as soon as every followed projection has committed ``position`` (woken on commit)."""
         with self._changed:
             return self._changed.wait_for(lambda: self.position() >= position, timeout)
 
     # -- synchronous work -------------------------------------------------------------------
     def catch_up(self, progress: Progress | None = None) -> int:
-        """Apply everything up to the current end of the log, in this thread. Returns count."""
-        if not self._positions:
+        """Apply everything up to the current end of the log (promoting finished rebuilds),
+        in this thread. Returns the number of events read."""
+        if not self._prepared:
             self.prepare()
-        total = self.events.max_position()
-        return self._replay(self.projections, total, progress)
+        count = self._replay(self._live + self._shadows, self.events.max_position(), progress)
+        while self._shadows:  # events written meanwhile: the shadows catch up, then switch
+            self._promote_finished()
+            count += self._replay(self._shadows, self.events.max_position(), progress)
+        return count
 
     def rebuild(self, projection: Projection | str, progress: Progress | None = None) -> int:
-        """Drop one projection's tables and checkpoint and replay it from position 0.
+        """Rebuild one projection from position 0 into a shadow copy and switch to it.
 
-        Pauses this runner's thread meanwhile. ``progress(done, total)`` is called after
-        each batch with positions. Returns the number of events replayed.
+        The live model keeps serving meanwhile (other processes too). ``progress(done,
+        total)`` is called after each batch with positions. Returns the events replayed.
         """
-        target = self._find(projection)
-        was_running = self.running
-        if was_running:
-            self.stop()
-        try:
-            self._reset(target)
-            return self._replay([target], self.events.max_position(), progress)
-        finally:
-            if was_running:
-                self.start()
+        return self._rebuild([self._find(projection)], progress)
 
     def rebuild_all(self, progress: Progress | None = None) -> int:
+        return self._rebuild(self.projections, progress)
+
+    def _rebuild(self, projections: Sequence[Projection], progress: Progress | None) -> int:
         was_running = self.running
         if was_running:
             self.stop()
         try:
-            for projection in self.projections:
-                self._reset(projection)
-            return self._replay(self.projections, self.events.max_position(), progress)
+            if not self._prepared:
+                self.prepare()
+            shadows = [Target.shadow_of(p) for p in projections]
+            for shadow in shadows:
+                self._reset(shadow)
+                self._rebuilds[shadow.projection.name] = RebuildProgress(time.monotonic(), 0)
+            self._shadows = [s for s in self._shadows if s.name not in {t.name for t in shadows}] + shadows
+            count = 0
+            while any(s in self._shadows for s in shadows):
+                count += self._replay([s for s in shadows if s in self._shadows], self.events.max_position(),
+                                      progress)
+                self._promote_finished()
+            return count
         finally:
             if was_running:
                 self.start()
+
+    # -- parked events (the admin's retry / skip) -----------------------------------------
+    def retry_parked(self, name: str, position: int) -> ParkedEvent:
+        """Apply a parked event now (e.g. after a fix), out of order; marked ``retried``.
+
+        Raises ``KeyError`` when nothing is parked there, ``ParkedRetryFailed`` when the
+        event fails again (it stays parked, with the new error).
+        """
+        parked = self._parked(name, position)
+        target = self._target_named(name)
+        found = self.events.read_all(after=position - 1, limit=1)
+        if not found or found[0].position != position:
+            raise KeyError(f"event at position {position} is not in the log")
+        try:
+            with self.store.transaction() as tx:
+                docs = DocumentBatch(tx, target.rename)
+                target.projection.handle(found[0], docs)
+                docs.flush()
+                mark(tx, parked, RETRIED_STATUS)
+        except Exception as error:  # noqa: BLE001 - reported to the admin, still parked
+            with self.store.transaction() as tx:
+                mark(tx, parked, PARKED_STATUS, error=f"{type(error).__name__}: {error}")
+            raise ParkedRetryFailed(f"{name}@{position}: {type(error).__name__}: {error}") from error
+        return get_parked(self.store, name, position) or parked
+
+    def skip_parked(self, name: str, position: int) -> ParkedEvent:
+        """Give up on a parked event: it stays recorded (``skipped``), no longer holds readiness."""
+        parked = self._parked(name, position)
+        with self.store.transaction() as tx:
+            mark(tx, parked, SKIPPED_STATUS)
+        return get_parked(self.store, name, position) or parked
+
+    def _parked(self, name: str, position: int) -> ParkedEvent:
+        parked = get_parked(self.store, name, position)
+        if parked is None or parked.status != PARKED_STATUS:
+            raise KeyError(f"no event parked for {name} at position {position}")
+        return parked
+
+    def _target_named(self, name: str) -> Target:
+        if name.endswith(SHADOW_SUFFIX):
+            return Target.shadow_of(self._find(name[: -len(SHADOW_SUFFIX)]))
+        return Target.live(self._find(name))
 
     # -- internals ----------------------------------------------------------------------------
     def _find(self, projection: Projection | str) -> Projection:
@@ -156,25 +289,29 @@ class ProjectionRunner:
                 return candidate
         raise KeyError(f"no projection named {name!r}")
 
-    def _reset(self, projection: Projection) -> None:
-        self.store.drop_tables(projection.tables)
-        self.store.ensure_tables(projection.tables)
+    def _reset(self, target: Target) -> None:
+        # Dropped before they are ensured: a new version may index a field (a new column)
+        # that the tables of the old version lack.
+        self.store.drop_tables(target.tables)
+        self.store.ensure_tables(target.tables)
         with self.store.transaction() as tx:
-            tx.save_checkpoint(projection.name, 0, projection.version)
-        self._set_positions({projection.name: 0})
+            tx.save_checkpoint(target.name, 0, target.version)
+        self._set_positions({target.name: 0})
 
-    def _replay(self, projections: Sequence[Projection], total: int, progress: Progress | None) -> int:
-        after = min(self._positions.get(p.name, 0) for p in projections)
+    def _replay(self, targets: Sequence[Target], total: int, progress: Progress | None) -> int:
+        if not targets:
+            return 0
+        after = min(self._positions.get(t.name, 0) for t in targets)
         count = 0
         while True:
             batch = self.events.read_all(after=after, limit=self.batch_size)
             if not batch:
                 break
             try:
-                self._apply(batch, after, projections)
-            except _Behind:
-                self._reload_positions(projections)
-                after = min(self._positions[p.name] for p in projections)
+                self._apply(batch, after, targets)
+            except Behind:
+                self._resync(targets)
+                after = min(self._positions.get(t.name, 0) for t in targets)
                 continue
             after = batch[-1].position or after
             count += len(batch)
@@ -189,55 +326,85 @@ class ProjectionRunner:
             try:
                 with self.events.subscribe(after=after) as subscription:
                     self._subscription = subscription
-                    if self._daemon.stopping.is_set():
-                        break
                     while not self._daemon.stopping.is_set():
-                        batch = subscription.next_batch(timeout=self.idle_timeout)
+                        # While a shadow rebuilds, don't idle: each turn also advances it.
+                        batch = subscription.next_batch(timeout=0 if self._shadows else self.idle_timeout)
                         for start in range(0, len(batch), self.batch_size):
                             chunk = batch[start : start + self.batch_size]
-                            self._apply(chunk, after, self.projections)
+                            self._apply(chunk, after, self._live)
                             after = chunk[-1].position or after
-                            attempt = 0
-            except _Behind:
-                self._reload_positions(self.projections)
+                        if self._shadows and self._rebuild_step():
+                            raise Behind("promoted")  # the promoted model follows from its checkpoint
+                        attempt = 0
+            except Behind:
+                self._resync(self._live + self._shadows)
                 continue
-            except Exception as error:  # noqa: BLE001 - retried forever, never skipped
+            except Exception as error:  # noqa: BLE001 - an outage: retried forever, never skipped
                 attempt += 1
                 self.failures += 1
                 self.last_error = error
                 delay = self.backoff.delay(attempt)
-                log.exception("projection batch failed (attempt %d), retrying in %.2fs",
-                              attempt, delay)
+                log.exception("projection batch failed (attempt %d), retrying in %.2fs", attempt, delay)
                 self._daemon.stopping.wait(delay)
             finally:
                 self._subscription = None
 
-    def _apply(self, batch: list[StoredEvent], after: int, projections: Sequence[Projection]) -> None:
-        """Apply ``batch`` (events after position ``after``) and checkpoints in one transaction."""
-        last = batch[-1].position
-        assert last is not None
-        committed: dict[str, int] = {}
-        with self.store.transaction() as tx:
-            for projection in projections:
-                stored = tx.checkpoint(projection.name)
-                position = stored.position if stored is not None else 0
-                if position < after:
-                    # Reset (or rebuilt) behind our feed: following on would leave a hole.
-                    raise _Behind(projection.name)
-                if position >= last:
-                    committed[projection.name] = position  # another runner did it
-                    continue
-                for stored_event in batch:
-                    if stored_event.position is not None and stored_event.position > position:
-                        projection.handle(stored_event, tx)
-                tx.save_checkpoint(projection.name, last, projection.version)
-                committed[projection.name] = last
-        self._set_positions(committed)
+    def _rebuild_step(self) -> bool:
+        """One batch of the shadow rebuilds; True once some were caught up and promoted."""
+        after = min(self._positions.get(t.name, 0) for t in self._shadows)
+        batch = self.events.read_all(after=after, limit=self.batch_size)
+        if batch:
+            self._apply(batch, after, self._shadows)
+            return False
+        return self._promote_finished()
 
-    def _reload_positions(self, projections: Sequence[Projection]) -> None:
-        stored = self.store.checkpoints()
-        self._set_positions({p.name: stored[p.name].position if p.name in stored else 0
-                             for p in projections})
+    def _promote_finished(self) -> bool:
+        """Promote every shadow that has applied the whole log (as of now)."""
+        head = self.events.max_position()
+        promoted = False
+        for shadow in list(self._shadows):
+            if self._positions.get(shadow.name, 0) < head:
+                continue
+            if self.store.promote(shadow.pairs(), shadow.name, shadow.projection.name):
+                log.info("projection %s rebuilt: switched to the new model", shadow.projection.name)
+                self._retarget_parked(shadow)
+            promoted = True
+            self._shadows.remove(shadow)
+            self._live = [t for t in self._live if t.name != shadow.projection.name] + [Target.live(shadow.projection)]
+            with self._changed:
+                self._rebuilds.pop(shadow.projection.name, None)
+                self._positions.pop(shadow.name, None)
+            stored = self.store.checkpoint(shadow.projection.name)
+            self._set_positions({shadow.projection.name: stored.position if stored else 0})
+        return promoted
+
+    def _retarget_parked(self, shadow: Target) -> None:
+        """After a switch, the new model's parked events are the projection's; the old ones go."""
+        table = PARKED
+        with self.store.transaction() as tx:
+            for doc in tx.query(table.name, where={"projection": [shadow.projection.name, shadow.name]}):
+                key = f"{doc['projection']}@{doc['position']:016d}"
+                tx.delete(table.name, key)
+                if doc["projection"] == shadow.name:
+                    doc["projection"] = shadow.projection.name
+                    tx.put(table.name, f"{shadow.projection.name}@{doc['position']:016d}", doc)
+
+    def _apply(self, batch: list[StoredEvent], after: int, targets: Sequence[Target]) -> None:
+        if not targets:
+            return
+        committed = self.applier.apply(batch, after, targets)
+        self._set_positions(committed)
+        with self._changed:
+            for name, position in committed.items():
+                if name.endswith(SHADOW_SUFFIX):
+                    progress = self._rebuilds.get(name[: -len(SHADOW_SUFFIX)])
+                    if progress is not None:
+                        progress.position = position
+
+    def _resync(self, targets: Sequence[Target]) -> None:
+        """A checkpoint moved under us (reset, rebuilt or promoted elsewhere): decide again."""
+        del targets
+        self.prepare()
 
     def _set_positions(self, positions: dict[str, int]) -> None:
         with self._changed:

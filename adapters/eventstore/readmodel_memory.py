@@ -7,7 +7,6 @@ Documents are copied in and out (JSON round trip), like a database would.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ from processors.ports.readmodels import (
     dumps,
     index_value,
     iter_where,
+    loads,
 )
 
 _DELETED = object()
@@ -43,7 +43,7 @@ class MemoryTx:
         if staged is _DELETED:
             return None
         if staged is not None:
-            return json.loads(staged)
+            return loads(staged)
         return self._store.get(table, key)
 
     def put(self, table: str, key: str, doc: Document) -> None:
@@ -108,6 +108,19 @@ class MemoryReadModelStore(ReadModelStoreBase):
             for spec in tables:
                 self._data.pop(spec.name, None)
 
+    def promote(self, pairs: Sequence[tuple[Table, Table]], shadow_checkpoint: str, checkpoint: str) -> bool:
+        """Replace each live table by its shadow and move the checkpoint (one step under the lock)."""
+        with self._lock:
+            shadow_cp = self._checkpoints.pop(shadow_checkpoint, None)
+            if shadow_cp is None:
+                return False
+            for shadow, live in pairs:
+                self._data[live.name] = self._data.pop(shadow.name, {})
+                self._tables.pop(shadow.name, None)
+                self._tables[live.name] = live
+            self._checkpoints[checkpoint] = Checkpoint(checkpoint, shadow_cp.position, shadow_cp.version)
+            return True
+
     @contextmanager
     def _transaction(self) -> Iterator[ReadModelTx]:
         # Writers are serialised, like a database's write lock.
@@ -120,7 +133,7 @@ class MemoryReadModelStore(ReadModelStoreBase):
         self.table(table)
         with self._lock:
             raw = self._data.get(table, {}).get(key)
-        return json.loads(raw) if raw is not None else None
+        return loads(raw) if raw is not None else None
 
     def query(
         self,
@@ -184,7 +197,7 @@ class MemoryReadModelStore(ReadModelStoreBase):
         by_key = order_by in (None, "key")
         result: list[tuple[Document, Any, str]] = []
         for key, raw in rows.items():
-            doc = json.loads(raw)
+            doc = loads(raw)
             if all(_matches(spec, doc, key, name, value) for name, value in conditions):
                 sort = key if by_key else index_value(spec, order_by, doc)  # type: ignore[arg-type]
                 result.append((doc, sort, key))

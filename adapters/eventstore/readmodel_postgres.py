@@ -38,6 +38,9 @@ class PostgresReadModelStore(SqlReadModelStore):
             load=_load,
             lock_row=" FOR UPDATE",
             ddl_lock=DDL_XACT_LOCK_SQL,
+            rename_indexes=True,
+            columns=lambda name: ("SELECT column_name FROM information_schema.columns "
+                                  "WHERE table_schema = %s AND table_name = %s", [schema, name]),
         )
         self._pool = ConnectionPool(
             postgres_conninfo(url),

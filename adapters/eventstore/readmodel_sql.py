@@ -8,7 +8,6 @@ The two dialects differ only in placeholders, column types and how JSON is read 
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -28,6 +27,7 @@ from processors.ports.readmodels import (
     dumps,
     index_value,
     iter_where,
+    loads,
 )
 
 Execute = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
@@ -45,6 +45,11 @@ class Dialect:
     load: Callable[[Any], Document]
     lock_row: str = ""  # " FOR UPDATE" on PostgreSQL; SQLite's BEGIN IMMEDIATE locks all
     ddl_lock: str = ""  # PostgreSQL: serialise CREATE/DROP with other processes (eventstore/ddl.py)
+    # PostgreSQL renames indexes (and the primary key's) with ALTER INDEX; SQLite cannot, so
+    # a promoted shadow's indexes are re-created under the live names.
+    rename_indexes: bool = False
+    # Lists a table's columns: (sql, params) for a physical table name without the prefix.
+    columns: Callable[[str], tuple[str, list[Any]]] = lambda name: ("SELECT name FROM pragma_table_info(?)", [name])
 
     def table(self, name: str) -> str:
         return f"{self.prefix}rm_{name}"
@@ -79,11 +84,11 @@ class SqlTx:
         cached = self._cache.get((table, key), _MISSING)
         if cached is _MISSING:
             found = self._store._get(self._execute, table, key)  # noqa: SLF001
-            cached = None if found is None else dumps(found)
-            self._cache[(table, key)] = cached
+            self._cache[(table, key)] = None if found is None else dumps(found)
+            return found  # fresh from the database: the caller's own copy
         if cached is None or cached is _DELETED:
             return None
-        return json.loads(cached)  # a fresh copy: callers may mutate what they get
+        return loads(cached)  # a fresh copy: callers may mutate what they get
 
     def put(self, table: str, key: str, doc: Document) -> None:
         spec = self._store.table(table)
@@ -201,6 +206,7 @@ class SqlReadModelStore(ReadModelStoreBase, ABC):
                     f"(key {d.types[str]} PRIMARY KEY, doc {d.doc_type} NOT NULL{cols})",
                     [],
                 )
+                self._add_missing_columns(execute, spec)
                 for n in spec.indexes:
                     execute(
                         f"CREATE INDEX IF NOT EXISTS rm_{spec.name}_ix_{n} "
@@ -209,11 +215,61 @@ class SqlReadModelStore(ReadModelStoreBase, ABC):
                     )
                 self._tables[spec.name] = spec
 
+    def _add_missing_columns(self, execute: Execute, spec: Table) -> None:
+        """A model of an older version (still served while its new version rebuilds in a
+        shadow) may lack a newly indexed field: add the column, empty, so that filtering on
+        it finds nothing instead of failing until the switch-over."""
+        d = self.dialect
+        sql, params = d.columns(f"rm_{spec.name}")
+        present = {row[0] for row in execute(sql, params)}
+        for n, kind in spec.indexes.items():
+            if f"ix_{n}" not in present:
+                execute(f"ALTER TABLE {d.table(spec.name)} ADD COLUMN ix_{n} {d.types[kind]}", [])
+
     def drop_tables(self, tables: Sequence[Table]) -> None:
         with self._write() as (execute, _many):
             self._lock_ddl(execute)
             for spec in tables:
                 execute(f"DROP TABLE IF EXISTS {self.dialect.table(spec.name)}", [])
+
+    def promote(self, pairs: Sequence[tuple[Table, Table]], shadow_checkpoint: str, checkpoint: str) -> bool:
+        """Replace each live table by its shadow and move the shadow's checkpoint, atomically.
+
+        ``pairs`` are ``(shadow, live)``. One transaction (DDL is transactional on both
+        backends): readers see the whole old model or the whole new one. False when the
+        shadow checkpoint is gone (another runner promoted it first).
+        """
+        d = self.dialect
+        p = d.placeholder
+        with self._write() as (execute, _many):
+            self._lock_ddl(execute)
+            rows = execute(f"SELECT position, version FROM {d.checkpoints} WHERE name = {p}{d.lock_row}",
+                           [shadow_checkpoint])
+            if not rows:
+                return False
+            for shadow, live in pairs:
+                execute(f"DROP TABLE IF EXISTS {d.table(live.name)}", [])
+                execute(f"ALTER TABLE {d.table(shadow.name)} RENAME TO rm_{live.name}", [])
+                if d.rename_indexes:
+                    execute(f"ALTER INDEX IF EXISTS {d.prefix}rm_{shadow.name}_pkey RENAME TO rm_{live.name}_pkey", [])
+                for n in live.indexes:
+                    if d.rename_indexes:
+                        execute(f"ALTER INDEX IF EXISTS {d.prefix}rm_{shadow.name}_ix_{n} "
+                                f"RENAME TO rm_{live.name}_ix_{n}", [])
+                    else:
+                        execute(f"DROP INDEX IF EXISTS {d.prefix}rm_{shadow.name}_ix_{n}", [])
+                        execute(f"CREATE INDEX IF NOT EXISTS rm_{live.name}_ix_{n} "
+                                f"ON {d.table(live.name)} (ix_{n}, key)", [])
+            execute(f"DELETE FROM {d.checkpoints} WHERE name = {p}", [shadow_checkpoint])
+            execute(
+                f"INSERT INTO {d.checkpoints} (name, position, version) VALUES ({p}, {p}, {p}) "
+                "ON CONFLICT (name) DO UPDATE SET position = excluded.position, version = excluded.version",
+                [checkpoint, int(rows[0][0]), int(rows[0][1])],
+            )
+        for shadow, live in pairs:
+            self._tables.pop(shadow.name, None)
+            self._tables[live.name] = live
+        return True
 
     @contextmanager
     def _transaction(self) -> Iterator[ReadModelTx]:

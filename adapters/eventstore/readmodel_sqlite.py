@@ -8,7 +8,6 @@ loss can only lose a suffix of (models + checkpoint) together — they are repla
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -22,6 +21,7 @@ from adapters.eventstore.readmodel_sql import (
     ExecuteMany,
     SqlReadModelStore,
 )
+from processors.ports.readmodels import loads
 
 SQLITE_DIALECT = Dialect(
     placeholder="?",
@@ -29,7 +29,7 @@ SQLITE_DIALECT = Dialect(
     doc_param="?",
     types={str: "TEXT", int: "INTEGER", float: "REAL", bool: "INTEGER"},
     prefix="",
-    load=json.loads,
+    load=loads,
 )
 
 

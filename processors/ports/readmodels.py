@@ -19,9 +19,10 @@ from projections.readmodel import (
     encode_cursor,
     index_value,
     iter_where,
+    loads,
 )
 
 __all__ = [
     "Checkpoint", "Document", "Page", "ReadModelStore", "ReadModelTx", "Table", "Where",
-    "check_fields", "decode_cursor", "dumps", "encode_cursor", "index_value", "iter_where",
+    "check_fields", "decode_cursor", "dumps", "encode_cursor", "index_value", "iter_where", "loads",
 ]

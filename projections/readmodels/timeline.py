@@ -13,7 +13,6 @@ wording can improve without a rebuild.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 from domain.instance import LabletInstance
 from projections.events import StoredEvent
 from projections.projection import Projection
-from projections.readmodel import Document, Page, ReadModelStore, ReadModelTx, Table, decode_cursor, dumps
+from projections.readmodel import Document, Page, ReadModelStore, ReadModelTx, Table, decode_cursor
 from projections.readmodels.instances import iso
 
 TIMELINE = Table("instance_timeline", {"instance_id": str, "position": int})
@@ -50,11 +49,6 @@ def related_instances(stored: StoredEvent, data: Mapping[str, Any]) -> Iterator[
                 yield from emit(item)
 
 
-def _plain(value: Any) -> Any:
-    """The payload as JSON values (datetimes as ISO strings), as the API returns it."""
-    return json.loads(dumps(value))
-
-
 class InstanceTimelineProjection(Projection):
     name = "instance_timeline"
     version = 1
@@ -79,7 +73,8 @@ class InstanceTimelineProjection(Projection):
             "actor": metadata.get("actor", ""),
             "causation_id": metadata.get("causation_id", ""),
             "correlation_id": metadata.get("correlation_id", ""),
-            "data": _plain(data),
+            # As is: the row is encoded once when written (datetimes become ISO strings then).
+            "data": data,
         }
         for instance_id in related:
             tx.put(TIMELINE.name, f"{instance_id}@{stored.position:016d}", {**row, "instance_id": instance_id})

@@ -12,7 +12,9 @@ import pytest
 
 from adapters.eventstore import EventStore
 from projections.checkpoint import wait_for_checkpoint
+from projections.parking import list_parked
 from projections.runner import ProjectionRunner
+from projections.targets import Target
 from tests.store.aggregates import Counter
 from tests.store.conftest import Backend
 from tests.store.projections_for_tests import CounterSummary, CounterSummaryV2, EventLog
@@ -95,28 +97,36 @@ def test_changed_version_is_rebuilt_at_start(backend: Backend) -> None:
     assert ProjectionRunner(store, models, [CounterSummaryV2()]).prepare() == []
 
 
-def test_failed_batch_is_rolled_back_and_retried_without_loss_or_duplicate(backend: Backend) -> None:
+def test_event_whose_handler_fails_is_parked_and_the_rest_goes_on(backend: Backend) -> None:
     store, models = backend.event_store(), backend.read_models()
     expected = write_history(store)
 
-    class FailOnce(CounterSummary):
-        failed = False
+    class Broken(CounterSummary):
+        broken = True
 
         def handle(self, event, tx):  # type: ignore[no-untyped-def]
-            super().handle(event, tx)  # effects applied inside the transaction...
-            if event.version == 3 and not self.failed:
-                FailOnce.failed = True
-                raise RuntimeError("crash before the checkpoint is written")
+            super().handle(event, tx)  # effects applied to the batch's documents...
+            if event.version == 3 and event.stream_id == first and self.broken:
+                raise RuntimeError("cannot apply this one")  # ...and dropped with it
 
-    runner = ProjectionRunner(store, models, [FailOnce()], batch_size=5)
-    with pytest.raises(RuntimeError):
-        runner.catch_up()
-    partial = models.checkpoint("counter_summary").position
-    assert partial < store.max_position()
-    assert_consistent_prefix(models, store, partial)
+    first = store.read_all()[0].stream_id
+    runner = ProjectionRunner(store, models, [Broken()], batch_size=5)
+    runner.catch_up()
 
-    ProjectionRunner(store, models, [FailOnce()], batch_size=5).catch_up()
+    assert models.checkpoint("counter_summary").position == store.max_position()
+    parked = list_parked(models)
+    assert [(p.projection, p.stream_id, p.version, p.stage) for p in parked] == [
+        ("counter_summary", first, 3, "apply")]
+    assert "RuntimeError: cannot apply this one" in parked[0].error
+    totals = {k: v[1] for k, v in summary(models).items()}
+    assert totals != expected and {k: t for k, t in totals.items() if k != first} == {
+        k: t for k, t in expected.items() if k != first}
 
+    Broken.broken = False  # fixed: a retry applies it now
+    runner.retry_parked("counter_summary", parked[0].position)
+
+    assert list_parked(models) == []
+    assert list_parked(models, status="retried")[0].position == parked[0].position
     assert {k: v[1] for k, v in summary(models).items()} == expected
     assert_each_event_applied_once(models, store)
 
@@ -222,7 +232,7 @@ def test_runner_whose_checkpoint_was_reset_elsewhere_replays_from_it(backend: Ba
     stale = ProjectionRunner(store, models, [CounterSummary()], batch_size=4)
     stale.catch_up()
     # Another process resets the projection (drops tables, checkpoint 0) and dies.
-    ProjectionRunner(store, backend.read_models(), [CounterSummary()])._reset(CounterSummary())
+    ProjectionRunner(store, backend.read_models(), [CounterSummary()])._reset(Target.live(CounterSummary()))
     expected = write_history(store, counters=2, bumps=2)
 
     stale.catch_up()  # its own position is far ahead of the stored checkpoint

@@ -1,0 +1,92 @@
+"""A batch's documents in memory: each changed document is encoded and written once per batch.
+
+A projection's ``handle`` is a read-modify-write of a few documents per event. Done
+against the database transaction, every event costs a JSON decode and encode of each
+document it touches, so a hot document (a worker's row, a fleet total) is encoded once
+per event. ``DocumentBatch`` sits between the projection and the transaction for one
+batch: ``get`` hands out the live document (loaded at most once per batch), ``put`` marks
+it changed, and ``flush`` writes each changed document once, before the checkpoint, in
+the same transaction (exactly-once is the runner's transaction, unchanged).
+
+Contract for projections (all of ``projections/readmodels`` keep it): a document from
+``get`` is live for the batch — change it only when you ``put`` it afterwards.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from projections.readmodel import Checkpoint, Document, ReadModelTx, Where
+
+_DELETED: Any = object()
+
+
+class DocumentBatch:
+    """``ReadModelTx`` that keeps one batch's documents as live objects over ``inner``.
+
+    ``rename`` maps a projection's table names to the physical ones it writes (a shadow
+    rebuild writes ``<table>__shadow`` while the projection's code says ``<table>``).
+    """
+
+    def __init__(self, inner: ReadModelTx, rename: dict[str, str] | None = None) -> None:
+        self.inner = inner
+        self._rename = rename or {}
+        self._docs: dict[tuple[str, str], Any] = {}  # (table, key) -> live doc | None | _DELETED
+        self._dirty: dict[tuple[str, str], None] = {}  # insertion-ordered set
+
+    def _table(self, table: str) -> str:
+        return self._rename.get(table, table)
+
+    def get(self, table: str, key: str) -> Document | None:
+        slot = (self._table(table), key)
+        if slot not in self._docs:
+            self._docs[slot] = self.inner.get(slot[0], key)
+        found = self._docs[slot]
+        return None if found is _DELETED else found
+
+    def put(self, table: str, key: str, doc: Document) -> None:
+        slot = (self._table(table), key)
+        self._docs[slot] = doc
+        self._dirty[slot] = None
+
+    def delete(self, table: str, key: str) -> None:
+        slot = (self._table(table), key)
+        self._docs[slot] = _DELETED
+        self._dirty[slot] = None
+
+    def query(
+        self,
+        table: str,
+        where: Where | None = None,
+        order_by: str | None = None,
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> list[Document]:
+        # A query must see the batch's own writes: write them first (rare in projections).
+        self.flush()
+        return self.inner.query(self._table(table), where, order_by, descending, limit)
+
+    def flush(self) -> None:
+        """Write every changed document once (in first-change order) into ``inner``."""
+        for slot in self._dirty:
+            doc = self._docs[slot]
+            if doc is _DELETED:
+                self.inner.delete(*slot)
+            else:
+                self.inner.put(slot[0], slot[1], doc)
+        self._dirty.clear()
+        # Written documents stay live: later events of the batch keep changing them.
+
+    @property
+    def changed(self) -> int:
+        return len(self._dirty)
+
+    # -- checkpoints go straight to the transaction ----------------------------------
+    def checkpoint(self, name: str) -> Checkpoint | None:
+        return self.inner.checkpoint(name)
+
+    def save_checkpoint(self, name: str, position: int, version: int = 0) -> None:
+        self.inner.save_checkpoint(name, position, version)
+
+    def delete_checkpoint(self, name: str) -> None:
+        self.inner.delete_checkpoint(name)
