@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import typer
 
 from api.settings import Settings
@@ -75,7 +77,8 @@ def _health_only(container):  # noqa: ANN001, ANN202 - a Starlette app that star
 
 @projections_cli.command("rebuild")
 def rebuild(name: str = typer.Argument(None, help="one projection; all when omitted")) -> None:
-    """Drop read models and rebuild them from the event log, with a progress bar."""
+    """Rebuild read models from the event log into a shadow copy, then switch to it at once
+    (the current ones keep serving meanwhile), with a progress bar: events/s and ETA."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from api.container import Container
@@ -85,11 +88,17 @@ def rebuild(name: str = typer.Argument(None, help="one projection; all when omit
     configure_logging("WARNING", "console")
     container = Container(settings)
     with Progress(TextColumn("rebuilding {task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("positions"), TimeRemainingColumn()) as bar:
-        task = bar.add_task(name or "all read models", total=None)
+                  TextColumn("positions"), TextColumn("{task.fields[rate]} events/s"),
+                  TimeRemainingColumn()) as bar:
+        task = bar.add_task(name or "all read models", total=None, rate="-")
+        started = time.monotonic()
+        first: list[int] = []
 
         def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=max(total, 1))
+            if not first:
+                first.append(done)
+            rate = (done - first[0]) / max(time.monotonic() - started, 1e-6)
+            bar.update(task, completed=done, total=max(total, 1), rate=f"{rate:,.0f}")
 
         try:
             replayed = container.rebuild_projections(name, progress)
@@ -97,18 +106,76 @@ def rebuild(name: str = typer.Argument(None, help="one projection; all when omit
             raise typer.BadParameter(str(error), param_hint="NAME") from None
         finally:
             container.close()
-    typer.echo(f"rebuilt {name or 'all read models'}: {replayed} events replayed")
+    seconds = time.monotonic() - started
+    typer.echo(f"rebuilt {name or 'all read models'}: {replayed} events replayed in {seconds:.1f} s "
+               f"({replayed / max(seconds, 1e-6):,.0f} events/s), switched over")
 
 
 @projections_cli.command("list")
 def list_projections() -> None:
-    """Show each projection with its checkpoint and lag."""
+    """Show each projection with its checkpoint, lag, parked events and rebuild progress."""
     from api.container import Container
 
     container = Container(Settings())
     try:
         for row in container.projection_status():
-            typer.echo(f"{row['name']:<28} position={row['position']:<10} lag={row['lag']}")
+            rebuild = row.get("rebuild")
+            extra = (f" rebuilding: {rebuild['remaining']} to go, {rebuild['events_per_s']} events/s"
+                     if rebuild else "")
+            typer.echo(f"{row['name']:<28} v{row['version']:<3} position={row['position']:<10} "
+                       f"lag={row['lag']:<8} parked={row['parked']}{extra}")
+    finally:
+        container.close()
+
+
+@projections_cli.command("parked")
+def parked(
+    name: str = typer.Argument(None, help="one projection; all when omitted"),
+    status: str = typer.Option("parked", help="parked|skipped|retried|all"),
+) -> None:
+    """List events a read model parked (could not apply), with the error."""
+    from api.container import Container
+    from projections.parking import list_parked
+
+    container = Container(Settings())
+    try:
+        found = list_parked(container.read_models, name, None if status == "all" else status)
+        for item in found:
+            typer.echo(f"{item.projection:<24} position={item.position:<10} {item.status:<8} "
+                       f"{item.event_type} on {item.stream_id} ({item.stage}): {item.error}")
+        if not found:
+            typer.echo("no parked events")
+    finally:
+        container.close()
+
+
+@projections_cli.command("retry")
+def retry_parked(name: str, position: int) -> None:
+    """Apply a parked event now (after a fix); it stays parked if it fails again."""
+    _resolve_parked(name, position, retry=True)
+
+
+@projections_cli.command("skip")
+def skip_parked(name: str, position: int) -> None:
+    """Give up on a parked event (kept as skipped; readiness no longer waits for it)."""
+    _resolve_parked(name, position, retry=False)
+
+
+def _resolve_parked(name: str, position: int, *, retry: bool) -> None:
+    from api.container import Container
+    from projections.runner import ParkedRetryFailed
+
+    container = Container(Settings())
+    try:
+        runner = container.projection_runner
+        resolved = runner.retry_parked(name, position) if retry else runner.skip_parked(name, position)
+        typer.echo(f"{name}@{position}: {resolved.status}")
+    except KeyError as error:
+        typer.echo(str(error).strip("'\""), err=True)
+        raise typer.Exit(1) from None
+    except ParkedRetryFailed as error:
+        typer.echo(f"still fails: {error}", err=True)
+        raise typer.Exit(1) from None
     finally:
         container.close()
 

@@ -421,13 +421,18 @@ class Container:
 
     # -- health ----------------------------------------------------------------------
     def readiness(self) -> dict[str, Any]:
+        """Ready: the event store answers, and every read model this process keeps is
+        followed, not more than ``ready_max_lag`` events behind, with no parked event."""
         checks: dict[str, Any] = {}
         try:
             self.store.ping()
             checks["event_store"] = {"ok": True, "position": self.store.max_position()}
         except Exception as error:  # noqa: BLE001 - readiness reports any failure
             checks["event_store"] = {"ok": False, "error": str(error)}
-        checks["projections"] = {row["name"]: row for row in self.projection_status()}
+        try:
+            checks["projections"] = {row["name"]: row for row in self.projection_status()}
+        except Exception as error:  # noqa: BLE001 - e.g. the read-model database is down
+            checks["projections"] = {"read_models": {"ok": False, "error": str(error)}}
         checks["cml"] = self.cml_status()
         ready = checks["event_store"]["ok"] and all(
             row.get("ok", True) for row in checks["projections"].values()
@@ -441,16 +446,36 @@ class Container:
         return {worker: entry.as_dict() for worker, entry in status().items()} if status else {}
 
     def projection_status(self) -> list[dict[str, Any]]:
+        """Per read model: position, lag, parked events, a shadow rebuild's progress, ``ok``."""
         if not self.roles & {"api", "projections"}:
             return []  # a processor-only process runs no projections: nothing to report
+        from projections.parking import parked_counts
+
         runner = self.projection_runner
         head = self.store.max_position()
-        ok = runner.running or not self._started
-        return [
-            {"name": p.name, "position": runner.position(p.name),
-             "lag": max(0, head - runner.position(p.name)), "ok": ok}
-            for p in runner.projections
-        ]
+        following = runner.running or not self._started
+        parked = parked_counts(self.read_models)
+        rebuilding = runner.rebuilding()
+        rows = []
+        for p in runner.projections:
+            lag = max(0, head - runner.position(p.name))
+            row: dict[str, Any] = {"name": p.name, "version": p.version, "position": runner.position(p.name),
+                                   "lag": lag, "parked": parked.get(p.name, 0) + parked.get(f"{p.name}__shadow", 0)}
+            problems = []
+            if not following:
+                problems.append("not followed (runner stopped)")
+            if row["parked"]:
+                problems.append(f"{row['parked']} parked event(s)")
+            if p.name in rebuilding:
+                row["rebuild"] = rebuilding[p.name]
+                problems.append("rebuilding (serving the previous model)")
+            elif lag > self.settings.ready_max_lag and self._started:
+                problems.append(f"lag {lag} > {self.settings.ready_max_lag}")
+            row["ok"] = not problems
+            if problems:
+                row["problems"] = problems
+            rows.append(row)
+        return rows
 
     def wait_for_position(self, position: int, timeout: float) -> bool:
         """Read-your-writes: True once every read model has applied ``position``."""
@@ -461,6 +486,9 @@ class Container:
     def refresh_gauges(self) -> None:
         for row in self.projection_status():
             self.metrics.projection_lag.labels(row["name"]).set(row["lag"])
+            self.metrics.projection_parked.labels(row["name"]).set(row["parked"])
+            self.metrics.projection_rebuild_remaining.labels(row["name"]).set(
+                row["rebuild"]["remaining"] if "rebuild" in row else 0)
         # The read-model tables exist once a runner (this process's or an API replica's) prepared them.
         if self._started and self.roles & {"api", "projections"}:
             for state, count in self.instance_queries.count_by_state().items():

@@ -27,6 +27,14 @@ class Metrics:
             "lrm_projection_lag_events", "events behind the log head", ["projection"],
             registry=self.registry,
         )
+        self.projection_parked = Gauge(
+            "lrm_projection_parked_events", "events parked (not applied) per read model, awaiting an admin",
+            ["projection"], registry=self.registry,
+        )
+        self.projection_rebuild_remaining = Gauge(
+            "lrm_projection_rebuild_remaining_events", "events a shadow rebuild still has to apply",
+            ["projection"], registry=self.registry,
+        )
         self.instances_by_state = Gauge(
             "lrm_instances", "lablet instances by state", ["state"], registry=self.registry
         )

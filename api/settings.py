@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
     read_wait_seconds: float = Field(2.0, ge=0, le=30, description="max wait for min_position")
+    ready_max_lag: int = Field(
+        10_000, ge=0, description="/readyz is not ready while a followed read model is more events behind")
     instantiation_lead_minutes: int = Field(15, ge=0)
     teardown_margin_minutes: int = Field(30, ge=0)
     cloudevents_source: str = "urn:lrm:local"

@@ -83,6 +83,8 @@ def mark(tx: ReadModelTx, parked: ParkedEvent, status: str, error: str | None = 
 
 def list_parked(store: ReadModelStore, projection: str | None = None, status: str | None = PARKED_STATUS,
                 limit: int = 1000) -> list[ParkedEvent]:
+    if not _declared(store):  # a process that never ran the runner (CLI, processor role)
+        store.ensure_tables([PARKED])
     where: dict[str, Any] = {}
     if projection is not None:
         where["projection"] = projection
@@ -101,5 +103,15 @@ def parked_counts(store: ReadModelStore) -> dict[str, int]:
 
 
 def get_parked(store: ReadModelStore, projection: str, position: int) -> ParkedEvent | None:
+    if not _declared(store):
+        store.ensure_tables([PARKED])
     doc = store.get(PARKED.name, parked_key(projection, position))
     return ParkedEvent.of(doc) if doc is not None else None
+
+
+def _declared(store: ReadModelStore) -> bool:
+    try:
+        store.table(PARKED.name)  # type: ignore[attr-defined]
+    except KeyError:
+        return False
+    return True

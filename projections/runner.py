@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 
 
-@dataclass
 class ParkedRetryFailed(Exception):
     """A retried parked event failed again (it stays parked)."""
 
