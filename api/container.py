@@ -468,7 +468,9 @@ class Container:
                 problems.append(f"{row['parked']} parked event(s)")
             if p.name in rebuilding:
                 row["rebuild"] = rebuilding[p.name]
-                problems.append("rebuilding (serving the previous model)")
+            if self._started and not runner.is_followed(p.name):
+                problems.append("rebuilding: serving the previous model" if p.name in rebuilding
+                                else "not followed by this version")
             elif lag > self.settings.ready_max_lag and self._started:
                 problems.append(f"lag {lag} > {self.settings.ready_max_lag}")
             row["ok"] = not problems

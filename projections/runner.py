@@ -87,6 +87,7 @@ class ProjectionRunner:
         self._shadows: list[Target] = []
         self._rebuilds: dict[str, RebuildProgress] = {}
         self._prepared = False
+        self._requested: list[Projection] = []  # rebuilds asked for while following
         self._changed = threading.Condition()
         self._daemon = DaemonThread("projections", self._follow)
         self._subscription: object | None = None
@@ -177,6 +178,11 @@ class ProjectionRunner:
         """Events (by position) not yet applied by the slowest followed projection."""
         return max(0, self.events.max_position() - self.position())
 
+    def is_followed(self, name: str) -> bool:
+        """Whether the served model of ``name`` is kept current (not frozen while its new
+        version rebuilds, nor owned by a newer version of the code)."""
+        return any(t.name == name for t in self._live)
+
     def rebuilding(self) -> dict[str, dict[str, float | int | None]]:
         """Projection name -> progress of its shadow rebuild (position, head, events/s, ETA)."""
         head = self.events.max_position()
@@ -217,26 +223,53 @@ class ProjectionRunner:
         return self._rebuild(self.projections, progress)
 
     def _rebuild(self, projections: Sequence[Projection], progress: Progress | None) -> int:
-        was_running = self.running
-        if was_running:
-            self.stop()
-        try:
-            if not self._prepared:
-                self.prepare()
-            shadows = [Target.shadow_of(p) for p in projections]
-            for shadow in shadows:
-                self._reset(shadow)
-                self._rebuilds[shadow.projection.name] = RebuildProgress(time.monotonic(), 0)
-            self._shadows = [s for s in self._shadows if s.name not in {t.name for t in shadows}] + shadows
-            count = 0
-            while any(s in self._shadows for s in shadows):
-                count += self._replay([s for s in shadows if s in self._shadows], self.events.max_position(),
-                                      progress)
-                self._promote_finished()
-            return count
-        finally:
-            if was_running:
-                self.start()
+        if self.running:
+            return self._rebuild_while_following(projections, progress)
+        if not self._prepared:
+            self.prepare()
+        shadows = [Target.shadow_of(p) for p in projections]
+        for shadow in shadows:
+            self._begin_shadow(shadow)
+        count = 0
+        while any(s in self._shadows for s in shadows):
+            count += self._replay([s for s in shadows if s in self._shadows], self.events.max_position(),
+                                  progress)
+            self._promote_finished()
+        return count
+
+    def _rebuild_while_following(self, projections: Sequence[Projection], progress: Progress | None) -> int:
+        """The follow thread builds the shadows between live batches: the live models stay
+        current (read-your-writes keeps working) until the switch. Returns the position reached."""
+        names = {p.name for p in projections}
+        with self._changed:
+            self._requested.extend(p for p in projections if p not in self._requested)
+            for name in names:
+                self._rebuilds[name] = RebuildProgress(time.monotonic(), 0)
+            self._changed.notify_all()
+        while True:
+            with self._changed:
+                done = self._changed.wait_for(lambda: not names & set(self._rebuilds), timeout=0.5)
+                reports = [self._rebuilds[n].report(self.events.max_position()) for n in names if n in self._rebuilds]
+            if done:
+                return min(self.position(n) for n in names)
+            if not self.running:
+                raise RuntimeError("the projection runner stopped before the rebuild finished")
+            if progress is not None and reports:
+                slowest = min(reports, key=lambda r: int(r["position"] or 0))
+                progress(int(slowest["position"] or 0), int(slowest["head"] or 0))
+
+    def _begin_shadow(self, shadow: Target) -> None:
+        self._reset(shadow)
+        with self._changed:
+            self._rebuilds[shadow.projection.name] = RebuildProgress(time.monotonic(), 0)
+        self._shadows = [s for s in self._shadows if s.name != shadow.name] + [shadow]
+
+    def _take_requests(self) -> None:
+        """Start the rebuilds asked for by another thread (``_rebuild_while_following``)."""
+        with self._changed:
+            requested, self._requested = self._requested, []
+        for projection in requested:
+            self._begin_shadow(Target.shadow_of(projection))
 
     # -- parked events (the admin's retry / skip) -----------------------------------------
     def retry_parked(self, name: str, position: int) -> ParkedEvent:
@@ -326,6 +359,8 @@ class ProjectionRunner:
                 with self.events.subscribe(after=after) as subscription:
                     self._subscription = subscription
                     while not self._daemon.stopping.is_set():
+                        if self._requested:
+                            self._take_requests()
                         # While a shadow rebuilds, don't idle: each turn also advances it.
                         batch = subscription.next_batch(timeout=0 if self._shadows else self.idle_timeout)
                         for start in range(0, len(batch), self.batch_size):

@@ -130,3 +130,30 @@ def test_a_rebuild_keeps_serving_and_reports_its_progress(backend: Backend) -> N
     assert [r["position"] for r in reports] == sorted(r["position"] for r in reports)
     assert reports[-1]["remaining"] == 0 and reports[0]["head"] == store.max_position()
     assert runner.rebuilding() == {}
+
+
+def test_a_rebuild_asked_of_a_running_runner_keeps_the_live_model_current(backend: Backend) -> None:
+    store, models = backend.event_store(), backend.read_models()
+    counter = Counter.open("a")
+    for _ in range(40):
+        counter.bump(1)
+    store.save(counter)
+    runner = ProjectionRunner(store, models, [CounterSummary()], batch_size=4)
+    runner.start()
+    try:
+        assert runner.wait_for_position(store.max_position(), 10)
+        rebuilding = threading.Thread(target=runner.rebuild, args=("counter_summary",))
+        rebuilding.start()
+        counter.bump(2)
+        position = store.save(counter)
+        assert runner.wait_for_position(position, 10)  # followed meanwhile
+        rebuilding.join(30)
+        assert not rebuilding.is_alive()
+        assert runner.is_followed("counter_summary") and runner.rebuilding() == {}
+        counter.bump(3)
+        position = store.save(counter)
+        assert runner.wait_for_position(position, 10)
+    finally:
+        runner.stop()
+    assert models.get("counters", counter.id)["total"] == 45
+    assert {d["times"] for d in models.query("applied", limit=1000).items} == {1}
