@@ -42,6 +42,7 @@ from processors.commands.instances import (
     InstanceService,
     InstanceStore,
     _RequestContext,
+    _service_subject,
     validate_idempotency_key,
 )
 from processors.commands.workspace import Workspace
@@ -182,6 +183,9 @@ class ClassService:
         seats = [LabletInstance.request(version, owner, timeslot, ctx, reservation_id=class_id,
                                         instance_id=seat_instance_id(class_id, owner)) for owner in owners]
         workspace = Workspace(self.store)
+        workspace.add(*seats)
+        if self.instances.quota is not None:
+            self.instances.quota.charge(workspace, seats, _service_subject(ctx.actor), ctx)
         if not request.queue:
             worker_ids = self.live_workers()
             plan = FleetPlan(workspace, worker_ids, lead=self.lead)
@@ -193,7 +197,7 @@ class ClassService:
             timeslot_start=timeslot.start, timeslot_end=timeslot.end, queued=request.queue,
             seats=[{"owner_id": s.owner_id, "instance_id": s.id} for s in seats], ctx=ctx,
         )
-        workspace.add(lab_class, *seats)
+        workspace.add(lab_class)
         return ClassBooked(class_id, workspace.save(), True, len(seats))
 
     def _place_all(self, plan: FleetPlan, seats: list[LabletInstance], timeslot: Timeslot,

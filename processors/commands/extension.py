@@ -66,8 +66,9 @@ class ExtensionStore(Protocol):
     def get(self, aggregate_id: str, version: int | None = None) -> Any: ...
 
 
-#: ``(instance, new timeslot_end) -> minutes the quota still allows`` (None: no limit)
-QuotaAllowance = Callable[[LabletInstance, datetime], "int | None"]
+class QuotaGate(Protocol):
+    def charge_extension(self, workspace: Workspace, instance: LabletInstance, new_end: datetime,
+                         ctx: CommandContext) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -94,12 +95,12 @@ class ExtensionService:
         live_workers: Callable[[], list[str]],
         settings: ExtensionSettings | None = None,
         *,
-        quota_allowance: QuotaAllowance | None = None,
+        quota: QuotaGate | None = None,
     ) -> None:
         self.store = store
         self.live_workers = live_workers
         self.settings = settings or ExtensionSettings()
-        self.quota_allowance = quota_allowance
+        self.quota = quota  # the owner's quota must allow the longer lab (QuotaExceeded, 409)
 
     # -- a caller asks ------------------------------------------------------------------
     def extend(self, instance: Callable[[], LabletInstance], minutes: int, ctx: CommandContext) -> Extended:
@@ -130,6 +131,8 @@ class ExtensionService:
         if minutes > allowed:
             self._refuse(instance, minutes, [_limit_reason(k, v) for k, v in limits.items() if v < minutes],
                          allowed, ctx)
+        if self.quota is not None:
+            self.quota.charge_extension(workspace, instance, new_end, ctx)
         if not instance.holds_capacity:  # PENDING: no reservation yet, the scheduler places the longer lab
             instance.extend_timeslot(new_end, None, ctx, minutes=minutes)
             return ()
@@ -194,16 +197,11 @@ class ExtensionService:
 
     # -- internals -----------------------------------------------------------------------
     def _limits(self, instance: LabletInstance, ctx: CommandContext) -> dict[str, int]:
-        """Minutes each rule still allows: the definition's maximum, the owner's quota."""
+        """Minutes each rule still allows (the definition's maximum; quotas are checked apart)."""
         slot_start = instance.timeslot_start or instance.created_on
         length = instance.timeslot_end - slot_start
         by_duration = instance.requirements.max_duration_minutes - int(length / MINUTE)
-        limits = {"max_duration_minutes": max(0, by_duration)}
-        if self.quota_allowance is not None:
-            remaining = self.quota_allowance(instance, instance.timeslot_end)
-            if remaining is not None:
-                limits["quota"] = max(0, remaining)
-        return limits
+        return {"max_duration_minutes": max(0, by_duration)}
 
     def _worker_of(self, workspace: Workspace, instance: LabletInstance) -> Worker:
         worker = load_or_none(workspace, instance.worker_id, Worker)
@@ -283,6 +281,4 @@ def _schedule(instance: LabletInstance, placed: Placed, ctx: CommandContext) -> 
 
 
 def _limit_reason(rule: str, minutes: int) -> str:
-    if rule == "quota":
-        return f"quota: the owner's lab-hours allow {minutes} more minutes"
     return f"max_duration_minutes: the definition allows {minutes} more minutes"

@@ -19,7 +19,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import NAMESPACE_URL, uuid5
 
 from domain.context import CommandContext
@@ -30,8 +30,12 @@ from domain.naming import validate_name
 from domain.timeslot import validate_timeslot
 from domain.worker import Worker
 from processors.aggregates import load_or_none
+from processors.commands.workspace import Workspace
 from processors.retry import retry_on_conflict
 from projections.events import StoredEvent
+
+if TYPE_CHECKING:
+    from processors.commands.quotas import QuotaService
 
 IDEMPOTENCY_NAMESPACE = uuid5(NAMESPACE_URL, "urn:lrm:instance-idempotency-key")
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
@@ -192,13 +196,19 @@ def validate_idempotency_key(key: str) -> str:
     return key
 
 
+def _service_subject(actor: str) -> str | None:
+    """``service:exam`` → ``exam``: a service's bookings count against its own quota."""
+    return actor.split(":", 1)[1] if actor.startswith("service:") else None
+
+
 def requested_by(events: Sequence[StoredEvent]) -> str:
     return events[0].event.actor if events else ""
 
 
 class InstanceService:
-    def __init__(self, store: InstanceStore) -> None:
+    def __init__(self, store: InstanceStore, quota: QuotaService | None = None) -> None:
         self.store = store
+        self.quota = quota  # bookings over quota are refused (processors/commands/quotas.py)
 
     # -- reads that need the authoritative stream ---------------------------------------
     def get(self, instance_id: str, caller: Caller, *, action: str = "read") -> LabletInstance:
@@ -321,8 +331,12 @@ class InstanceService:
         instance = LabletInstance.request(
             version, owner_id, timeslot, ctx, reservation_id=request.reservation_id, instance_id=instance_id,
         )
-        position = self.store.save(instance)
-        return Requested(instance.id, instance.state.value, position, created=True)
+        if self.quota is None:
+            return Requested(instance.id, instance.state.value, self.store.save(instance), created=True)
+        workspace = Workspace(self.store)
+        workspace.add(instance)
+        self.quota.charge(workspace, [instance], _service_subject(ctx.actor), ctx)
+        return Requested(instance.id, instance.state.value, workspace.save(), created=True)
 
     def _replay(self, instance_id: str, fingerprint: str, key: str) -> Requested:
         events = self.store.read_stream(instance_id)
