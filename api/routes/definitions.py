@@ -9,6 +9,7 @@ from fastapi.responses import PlainTextResponse
 
 from api.auth import Principal, Role, require
 from api.deps import Ctx, ReadYourWrites, get_container
+from api.etags import set_etag
 from api.problems import ApiProblem
 from api.schemas import PROBLEM_RESPONSES, Cursor, Limit, paged
 from api.schemas.definitions import (
@@ -21,6 +22,7 @@ from api.schemas.definitions import (
     PublishedOut,
 )
 from api.schemas.templates import PositionOut
+from domain.definition import LabletDefinition
 from domain.errors import NotFound
 from domain.lab_yaml import MAX_LAB_YAML_BYTES
 from domain.naming import MAX_NAME_LENGTH
@@ -84,8 +86,12 @@ def list_definitions(
 
 
 @router.get("/{name}", response_model=DefinitionOut, summary="Read a definition (with its latest version)")
-def get_definition(request: Request, name: DefinitionName, _: Readers, __: ReadYourWrites) -> dict:
-    return _definition(request, name)
+def get_definition(request: Request, response: Response, name: DefinitionName, _: Readers,
+                   __: ReadYourWrites) -> dict:
+    found = _definition(request, name)
+    definition = get_container(request).store.get(LabletDefinition.stream_id_for(name))
+    set_etag(response, definition.version)  # changes with every publish or deprecation
+    return found
 
 
 @router.get("/{name}/versions", response_model=DefinitionVersionPage, summary="List a definition's versions")

@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from api.auth import Principal, Role, require
 from api.deps import Ctx, ReadYourWrites, get_container
+from api.etags import if_match, set_etag
 from api.problems import ApiProblem
 from api.schemas import PROBLEM_RESPONSES, Cursor, Limit, paged
 from api.schemas.subscriptions import (
@@ -28,6 +29,7 @@ from api.schemas.subscriptions import (
 )
 from api.schemas.templates import PositionOut
 from domain.errors import NotFound
+from processors.commands.preconditions import require_version
 from projections.readmodel import decode_cursor, encode_cursor
 from projections.readmodels.subscriptions import SubscriptionQueries
 
@@ -81,18 +83,23 @@ def list_subscriptions(
 
 
 @router.get("/{subscription_id}", response_model=SubscriptionOut, summary="Read one subscription")
-def get_subscription(request: Request, subscription_id: SubscriptionId, principal: Grader, _: ReadYourWrites) -> dict:
+def get_subscription(request: Request, response: Response, subscription_id: SubscriptionId, principal: Grader,
+                     _: ReadYourWrites) -> dict:
     doc = SubscriptionQueries(get_container(request).read_models).get(subscription_id)
     owner = _owner(principal)
     if doc is None or (owner is not None and doc["owner"] != owner):
         raise NotFound(f"subscription {subscription_id!r} not found")
+    set_etag(response, int(doc["stream_version"]))  # If-Match this to delete it
     return doc
 
 
 @router.delete("/{subscription_id}", response_model=PositionOut, status_code=202,
                summary="Delete: delivery stops and its checkpoint is dropped")
 def delete(request: Request, subscription_id: SubscriptionId, ctx: Ctx, principal: Grader) -> dict:
-    return {"position": _service(request).delete(subscription_id, ctx, owner=_owner(principal))}
+    service = _service(request)
+    current = service.get(subscription_id, owner=_owner(principal))
+    require_version(current, if_match(request, exists=True), f"subscription {subscription_id!r}")
+    return {"position": service.delete(subscription_id, ctx, owner=_owner(principal))}
 
 
 @router.post("/{subscription_id}/replay", response_model=PositionOut, status_code=202,

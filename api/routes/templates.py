@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
 from api.auth import Principal, Role, require
+from api.etags import if_match, set_etag
 from api.deps import Ctx, ReadYourWrites, get_container
 from api.problems import ApiProblem
 from api.schemas import PROBLEM_RESPONSES, Cursor, Limit, paged
@@ -46,10 +47,12 @@ def list_templates(
 
 @router.get("/{name}", response_model=WorkerTemplateOut,
             summary="Read one worker template (with the live workers that use it)")
-def get_template(request: Request, name: TemplateName, _: Readers, __: ReadYourWrites) -> dict:
+def get_template(request: Request, response: Response, name: TemplateName, _: Readers,
+                 __: ReadYourWrites) -> dict:
     doc = _queries(request).get(name)
     if doc is None:
         raise NotFound(f"worker template {name!r} not found")
+    set_etag(response, int(doc["stream_version"]))  # If-Match this to edit it
     in_use_by = WorkerQueries(get_container(request).read_models).live_workers_of(name)
     return {**doc, "in_use_by": sorted(in_use_by)}
 
@@ -67,7 +70,9 @@ def put_template(
     if body.name is not None and body.name != name:
         raise InvalidInput("name", f"the body names {body.name!r} but the path names {name!r}")
     spec = _spec(body, name)
-    written = get_container(request).template_service.put(spec, ctx)
+    service = get_container(request).template_service
+    expected = if_match(request, exists=_exists(service, name))
+    written = service.put(spec, ctx, expected_version=expected)
     response.status_code = 201 if written.created else 202 if written.changed else 200
     return {"name": name, "created": written.created, "changed_fields": list(written.changed_fields),
             "position": written.position}
@@ -78,7 +83,17 @@ def put_template(
 def delete_template(request: Request, name: TemplateName, ctx: Ctx, _: Admin) -> dict:
     if not NAME_PATTERN.match(name):
         raise NotFound(f"worker template {name!r} not found")
-    return {"position": get_container(request).template_service.remove(name, ctx, reason="admin")}
+    service = get_container(request).template_service
+    expected = if_match(request, exists=_exists(service, name))
+    return {"position": service.remove(name, ctx, reason="admin", expected_version=expected)}
+
+
+def _exists(service: Any, name: str) -> bool:
+    try:
+        service.get(name)
+    except NotFound:
+        return False
+    return True
 
 
 def _spec(body: WorkerTemplateIn, name: str) -> WorkerTemplateSpec:

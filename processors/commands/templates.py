@@ -9,6 +9,7 @@ from domain.context import CommandContext
 from domain.errors import ConcurrencyConflict, InvalidInput, NotFound
 from domain.naming import validate_name
 from domain.worker_template import WorkerTemplate, WorkerTemplateSpec, templates_to_seed
+from processors.commands.preconditions import require_version
 from processors.commands import AggregateStore
 from processors.retry import retry_on_conflict
 
@@ -46,15 +47,21 @@ class TemplateService:
             raise NotFound(f"worker template {name!r} not found")
         return template
 
-    def put(self, spec: WorkerTemplateSpec, ctx: CommandContext) -> TemplateWritten:
-        """Register ``spec.name``, register it again after a removal, or update it."""
+    def put(self, spec: WorkerTemplateSpec, ctx: CommandContext, *,
+            expected_version: int | None = None) -> TemplateWritten:
+        """Register ``spec.name``, register it again after a removal, or update it.
+
+        ``expected_version``: the stream version the caller read (``If-Match``); another is a
+        ``PreconditionFailed`` (412), checked on the aggregate that is saved."""
 
         def attempt() -> TemplateWritten:
             stream = WorkerTemplate.stream_id_for(spec.name)
             if not self.store.exists(stream):
+                require_version(None, expected_version, f"worker template {spec.name!r}")
                 position = self.store.save(WorkerTemplate.register(spec, ctx))
                 return TemplateWritten(position, True, tuple(spec.to_dict()))
             template: WorkerTemplate = self.store.get(stream)
+            require_version(template, expected_version, f"worker template {spec.name!r}")
             if template.removed:
                 template.reregister(spec, ctx)
                 return TemplateWritten(self.store.save(template), True, tuple(spec.to_dict()))
@@ -65,11 +72,13 @@ class TemplateService:
 
         return retry_on_conflict(attempt)
 
-    def remove(self, name: str, ctx: CommandContext, *, reason: str = "") -> int:
+    def remove(self, name: str, ctx: CommandContext, *, reason: str = "",
+               expected_version: int | None = None) -> int:
         """Remove a template; ``Conflict`` while a live worker uses it."""
 
         def attempt() -> int:
             template = self.get(name)
+            require_version(template, expected_version, f"worker template {name!r}")
             template.remove(ctx, in_use_by=list(self.live_workers_of(name)), reason=reason)
             return self.store.save(template)
 

@@ -54,7 +54,9 @@ LDS_BINDING: dict[str, Any] = {"types": ["lds.session.*"], "sources": [LDS], "se
 @contextmanager
 def started_app(data_dir: Path, **settings: Any) -> Iterator[tuple[TestClient, Container]]:
     # No processors: the tests play the scheduler and the controllers themselves (``step``).
-    settings = {"store": "sqlite", **LOCAL_RECEIVERS, "cloudevent_senders": [LDS_BINDING], **settings}
+    # If-Match on edits is tested in tests/api/test_etags.py; these tests edit without it.
+    settings = {"store": "sqlite", **LOCAL_RECEIVERS, "cloudevent_senders": [LDS_BINDING],
+                "require_if_match": False, **settings}
     container = Container(Settings(data_dir=data_dir, tokens=TOKENS, processors=False, **settings))
     with TestClient(create_app(container)) as client:
         yield client, container
