@@ -24,6 +24,7 @@ class ReconcileReport:
     workers: int = 0
     deleted: list[tuple[str, str, str]] = field(default_factory=list)  # (worker, lab id, instance id)
     unexplained: dict[str, list[str]] = field(default_factory=dict)  # worker -> lab ids named by no instance
+    labs: object = None  # the LabReconcilerReport of processors/reconciler, when it runs
 
 
 class Reconciliation(_Controller):
@@ -59,6 +60,10 @@ class Reconciliation(_Controller):
                 self._forget_finished(instance_ids)  # checked: none of them has a lab left
             except CmlError as error:
                 log.warning("reconciliation of worker %s failed: %s", worker_id, error)
+        # Unowned labs and vanished labs (processors/reconciler): same CML client, same pass.
+        labs = getattr(self, "lab_reconciler", None)
+        if labs is not None:
+            report.labs = await labs.reconcile(self.clock.now())
         return report
 
     async def _reconcile_worker(self, endpoint: CmlEndpoint, instance_ids: list[str], report: ReconcileReport) -> None:
