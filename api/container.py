@@ -245,6 +245,8 @@ class Container:
             )
             if telemetry.enabled():
                 controller.run_pass = telemetry.traced("instances.pass", controller.run_pass)  # type: ignore[method-assign]
+            controller.lab_reconciler = self._lab_reconciler(  # type: ignore[attr-defined]
+                controller.cml, lambda worker_id, ip: endpoint_for_worker(cml_settings, worker_id, ip))
             return controller
 
         async def close_cml(controller: InstanceController) -> None:
@@ -264,9 +266,10 @@ class Container:
 
         from processors.commands.classes import ClassService
         from processors.commands.extension import ExtensionService, ExtensionSettings
+        from processors.commands.quotas import QuotaService
         from processors.overrun import OverrunSettings, OverrunWatcher
         from processors.workers.loop import TickLoop
-        from projections.readmodels.instances import overrunning
+        from projections.readmodels.instances import live_bookings, overrunning
         from projections.readmodels.workers import WorkerQueries
 
         settings = self.settings
@@ -291,6 +294,10 @@ class Container:
             instantiation_lead=timedelta(minutes=settings.instantiation_lead_minutes),
             teardown_margin=timedelta(minutes=settings.teardown_margin_minutes),
         ))
+        self.quota_service = QuotaService(self.store, lambda subject, members: live_bookings(
+            self.instance_queries, subject, members))
+        self.instance_service.quota = self.quota_service
+        self.extension_service.quota = self.quota_service
         self.class_service = ClassService(
             self.store, self.instance_service, self.extension_service, live_workers,
             instantiation_lead=timedelta(minutes=settings.instantiation_lead_minutes),
@@ -308,6 +315,32 @@ class Container:
 
     def housekeeping_tick(self) -> None:
         self.overrun_watcher.tick()
+
+    def _lab_reconciler(self, cml: Any, endpoint_for: Callable[[str, str], Any]):  # noqa: ANN202
+        """Unowned CML labs removed after a grace period (processors/reconciler)."""
+        from datetime import timedelta
+
+        from processors.reconciler import LabReconciler
+        from projections.readmodels.instances import placed_on
+
+        return LabReconciler(self.store, cml, endpoint_for, self.live_worker_ids,
+                             lambda worker_id: placed_on(self.instance_queries, worker_id),
+                             grace=timedelta(minutes=self.settings.orphan_lab_grace_minutes))
+
+    def seed_quotas(self) -> list[str]:
+        """The quotas of the seed file, while no admin has set any."""
+        from domain.context import CommandContext
+        from ruamel.yaml import YAML
+
+        path = self.settings.quotas_file
+        if not path.is_file():
+            return []
+        entries = (YAML(typ="safe").load(path.read_text()) or {}).get("quotas") or []
+        ctx = CommandContext(at=self.clock.now(), actor="system:seed", causation_id=f"seed:{path.name}")
+        seeded = self.quota_service.seed(list(entries), ctx)
+        if seeded:
+            log.info("quotas_seeded", subjects=seeded, path=str(path))
+        return seeded
 
     def seed_worker_templates(self) -> list[str]:
         """Create the templates of the seed file whose names are unknown (never overwrite)."""
@@ -346,6 +379,7 @@ class Container:
             log.info("api_tokens_generated", path=str(self.tokens_path))
         if "api" in self.roles:
             self.seed_worker_templates()
+            self.seed_quotas()
             self._seed_demo()
         if self.roles & {"api", "projections"}:
             self.projection_runner.start()

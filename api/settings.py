@@ -91,6 +91,16 @@ class Settings(BaseSettings):
         Path(__file__).resolve().parents[1] / "config" / "worker-templates.yaml",
         description="seeded at start-up: unknown names are created, existing ones never overwritten",
     )
+    quotas_file: Path = Field(
+        Path(__file__).resolve().parents[1] / "config" / "quotas.yaml",
+        description="quotas seeded at start-up while no admin has set any (admin edits win)",
+    )
+    #: an edit of an existing template or subscription needs If-Match (428 without it)
+    require_if_match: bool = True
+    #: a CML lab no instance owns is removed this long after it was first seen
+    orphan_lab_grace_minutes: int = Field(30, ge=0, le=7 * 24 * 60)
+    #: how long bookkeeping rows (delivery attempts, the CloudEvents dedup inbox) are kept
+    retention_days: int = Field(30, ge=1, le=3650)
 
     @field_validator("store_url", "esdb_uri", "readmodel_url")
     @classmethod

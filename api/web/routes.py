@@ -1,4 +1,4 @@
-"""Page routes (``/``, ``/instances/{id}``, ``/workers/{id}``, ``/search``) and their static files.
+"""Page routes (``/``, ``/instances/{id}``, ``/workers/{id}``, ``/classes/{id}``, ``/search``) and their static files.
 
 The pages carry no data: they are shells that the browser fills from ``/api/v1`` with the
 token kept in ``sessionStorage``. So they are public, cacheable, and no page can leak what
@@ -49,6 +49,11 @@ def instance_timeline(instance_id: StreamId) -> HTMLResponse:
 @router.get("/workers/{worker_id}", response_class=HTMLResponse)
 def worker_timeline(worker_id: StreamId) -> HTMLResponse:
     return _page("timeline.html", page="timeline", kind="worker", stream_id=worker_id)
+
+
+@router.get("/classes/{class_id}", response_class=HTMLResponse)
+def class_view(class_id: StreamId) -> HTMLResponse:
+    return _page("class.html", page="class", class_id=class_id)
 
 
 @router.get("/search", response_class=HTMLResponse)

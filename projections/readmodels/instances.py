@@ -301,3 +301,40 @@ def overrunning(queries: InstanceQueries, horizon: datetime) -> list[str]:
         if not page.next_cursor:
             return found
         cursor = page.next_cursor
+
+
+def live_bookings(queries: InstanceQueries, subject: str, members: list[str]) -> list[tuple[str, datetime, datetime]]:
+    """``(id, slot_start, slot_end)`` of the live bookings a quota subject already has
+    (``owner:<id>``, ``service:<subject>``, ``group:<name>`` = its members'): seeds its usage."""
+    kind, _, name = subject.partition(":")
+    if kind == "service":
+        scopes = [{"requested_by": f"service:{name}"}]
+    elif kind == "group":
+        scopes = [{"owner_id": member} for member in members]
+    else:
+        scopes = [{"owner_id": name}]
+    live = [s.value for s in InstanceState if s.value not in ("ARCHIVED", "TERMINATED")]
+    found: list[tuple[str, datetime, datetime]] = []
+    for scope in scopes:
+        cursor: str | None = None
+        while True:
+            page = queries.list(where={**scope, "state": live}, limit=500, cursor=cursor)
+            found.extend((doc["id"], datetime.fromisoformat(doc["slot_start"]), datetime.fromisoformat(doc["slot_end"]))
+                         for doc in page.items)
+            if not page.next_cursor:
+                break
+            cursor = page.next_cursor
+    return found
+
+
+def placed_on(queries: InstanceQueries, worker_id: str) -> list[str]:
+    """Ids of the live instances placed on ``worker_id`` (the lab reconciler's owners)."""
+    live = [s.value for s in InstanceState if s.value not in ("PENDING", "ARCHIVED", "TERMINATED")]
+    found: list[str] = []
+    cursor: str | None = None
+    while True:
+        page = queries.list(where={"worker_id": worker_id, "state": live}, limit=500, cursor=cursor)
+        found.extend(doc["id"] for doc in page.items)
+        if not page.next_cursor:
+            return found
+        cursor = page.next_cursor

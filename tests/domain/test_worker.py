@@ -347,6 +347,8 @@ def test_the_docs_catalogue_lists_every_event_with_its_payload() -> None:
     from domain.definition import LabletDefinition
     from domain.instance import LabletInstance
     from domain.lab_class import LabClass
+    from domain.lab_reconciliation import LabReconciliation
+    from domain.quota import QuotaPolicy, QuotaUsage
     from domain.scaling_decision import ScalingDecision
     from domain.worker_template import WorkerTemplate
 
@@ -357,7 +359,7 @@ def test_the_docs_catalogue_lists_every_event_with_its_payload() -> None:
             rows[(cells[1], cells[2].strip("`"))] = cells[4]
     skip = {"originator_id", "originator_version", "timestamp", "metadata", "originator_topic"}
     for aggregate in (WorkerTemplate, LabletDefinition, LabletInstance, Worker, ScalingDecision, CloudReconciliation,
-                      LabClass):
+                      LabClass, QuotaPolicy, QuotaUsage, LabReconciliation):
         for name, value in vars(aggregate).items():
             if isinstance(value, type) and issubclass(value, DomainEvent) and name not in {"Event", "Created"}:
                 assert (aggregate.__name__, name) in rows, f"{name} missing from docs/domain.md"
