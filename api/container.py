@@ -116,6 +116,18 @@ class Container:
         self.instance_service = InstanceService(self.store)
         self.instance_queries = InstanceQueries(self.read_models)
         self.timeline_queries = TimelineQueries(self.read_models)
+        self._wire_event_streams()
+
+    def _wire_event_streams(self) -> None:
+        from api.routes.events import rendered
+        from api.streaming.caps import StreamCaps
+        from api.streaming.hub import EventHub
+
+        store, settings = self.store, self.settings
+        self.event_hub = EventHub(lambda after, limit: store.read_all(after=after, limit=limit),
+                                  store.max_position, rendered)
+        self.stream_caps = StreamCaps(total=settings.sse_max_streams,
+                                      per_caller=settings.sse_max_streams_per_caller)
 
     def _wire_people(self) -> None:
         from processors.commands.people import PeopleService

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     read_wait_seconds: float = Field(2.0, ge=0, le=30, description="max wait for min_position")
     ready_max_lag: int = Field(
         10_000, ge=0, description="/readyz is not ready while a followed read model is more events behind")
+    sse_max_streams: int = Field(200, ge=1, le=100_000, description="open /events/stream streams per process (503)")
+    sse_max_streams_per_caller: int = Field(5, ge=1, le=10_000, description="open streams per token subject (429)")
     instantiation_lead_minutes: int = Field(15, ge=0)
     teardown_margin_minutes: int = Field(30, ge=0)
     cloudevents_source: str = "urn:lrm:local"

@@ -1,10 +1,13 @@
 """``/events``: the global event log as pages, and live as Server-Sent Events (admin, instructor).
 
-The stream never blocks the server: each poll of the log runs in a worker thread
-(``anyio.to_thread``) and the wait between polls is an async sleep. Every SSE message has
+The stream never blocks the server: one hub per process polls the log in a worker thread
+and fans each new event out to every open stream (``api.streaming.hub``); a stream that
+starts behind the head first catches up from the store on its own. Every SSE message has
 ``id`` = the event's global position, so a reconnecting client (``Last-Event-ID``) resumes
 right after the last event it saw; without one it starts at ``?after=``, or at the head
-(new events only). Comment pings keep proxies from closing an idle stream.
+(new events only). Comment pings keep proxies from closing an idle stream. Open streams
+are capped per caller (429) and per process (503), both with Retry-After
+(``api.streaming.caps``; ``LRM_SSE_MAX_STREAMS``, ``LRM_SSE_MAX_STREAMS_PER_CALLER``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from api.deps import get_container
 from api.problems import ApiProblem
 from api.schemas.events import EventOut, EventPage
 from api.schemas.instances import problems
+from api.streaming.caps import RETRY_AFTER_SECONDS, StreamLease, TooManyStreams
+from api.streaming.hub import Rendered
 from projections.events import StoredEvent
 from projections.readmodel import dumps
 from projections.readmodels.instances import iso
@@ -29,7 +34,6 @@ from projections.readmodels.instances import iso
 router = APIRouter(prefix="/events", tags=["events"])
 
 Auditor = Annotated[Principal, Depends(require(Role.INSTRUCTOR))]
-POLL_SECONDS = 0.1  # how soon a new event reaches SSE clients
 PING_SECONDS = 15
 STREAM_BATCH = 500
 MAX_POSITION = 2**63 - 1  # positions are 64-bit integers in every store
@@ -78,31 +82,69 @@ def _resume_from(last_event_id: str | None, after: int | None, head: int) -> int
     return head if after is None else after
 
 
+class _LeasedEventStream(EventSourceResponse):
+    """Gives its stream's lease back however the response ends (closed, cancelled, HEAD)."""
+
+    def __init__(self, content: AsyncIterator[dict[str, str]], lease: StreamLease) -> None:
+        super().__init__(content, ping=PING_SECONDS)
+        self.lease = lease
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.lease.release()
+
+
+def rendered(stored: StoredEvent) -> Rendered:
+    # Through the same model as /events, so both render an event identically.
+    return Rendered(stored.position, stored.event_name, EventOut.model_validate(event_json(stored)).model_dump_json())
+
+
 @router.get(
     "/stream", summary="Live event log as Server-Sent Events (id = position; resumable)",
     responses={200: {"description": "text/event-stream: event = type, id = position, data = the event JSON",
                      "content": {"text/event-stream": {"schema": {"type": "string"}}}},
-               **problems(401, 403, 422)},
+               **problems(401, 403, 422, 429, 503)},
 )
 async def stream_events(
-    request: Request, _: Auditor,
+    request: Request, principal: Auditor,
     after: Annotated[int | None, Query(ge=0, le=MAX_POSITION,
                                        description="start after this position (default: the head)")] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
 ) -> EventSourceResponse:
-    store = get_container(request).store
+    container = get_container(request)
+    store, hub = container.store, container.event_hub
     position = _resume_from(last_event_id, after, await anyio.to_thread.run_sync(store.max_position))
+    try:
+        lease = container.stream_caps.acquire(principal.actor)
+    except TooManyStreams as refused:
+        raise ApiProblem(refused.status, "Too many streams", refused.detail, field="stream",
+                         headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
 
     async def messages() -> AsyncIterator[dict[str, str]]:
         nonlocal position
-        while True:
-            batch = await anyio.to_thread.run_sync(lambda: store.read_all(after=position, limit=STREAM_BATCH))
-            for stored in batch:
-                position = stored.position or position
-                # Through the same model as /events, so both render an event identically.
-                yield {"id": str(stored.position), "event": stored.event_name,
-                       "data": EventOut.model_validate(event_json(stored)).model_dump_json()}
-            if len(batch) < STREAM_BATCH:
-                await anyio.sleep(POLL_SECONDS)
+        subscriber = await hub.subscribe()
+        try:
+            # Catch up from the store on this stream's own (to where the hub was when it joined),
+            # then follow the hub; what both deliver is skipped by position.
+            while position < subscriber.joined_at:
+                batch = await anyio.to_thread.run_sync(lambda: store.read_all(after=position, limit=STREAM_BATCH))
+                if not batch:
+                    break
+                for stored in batch:
+                    item = rendered(stored)
+                    position = max(position, item.position)
+                    yield {"id": str(item.position), "event": item.name, "data": item.data}
+            while True:
+                item = await subscriber.queue.get()
+                if item is None:  # fell too far behind: end; the client resumes with Last-Event-ID
+                    return
+                if item.position > position:
+                    position = item.position
+                    yield {"id": str(item.position), "event": item.name, "data": item.data}
+        finally:
+            hub.unsubscribe(subscriber)
+            lease.release()
 
-    return EventSourceResponse(messages(), ping=PING_SECONDS)
+    return _LeasedEventStream(messages(), lease)

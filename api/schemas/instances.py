@@ -123,6 +123,8 @@ _MEANINGS = {
     409: "illegal state transition (with the state) or reused idempotency key",
     413: "request body too large",
     422: "invalid input: the field and the reason",
+    429: "this caller has its maximum of open streams (Retry-After)",
+    503: "the server has its maximum of open streams (Retry-After)",
     504: "read models did not reach min_position in time",
 }
 
@@ -130,4 +132,5 @@ _MEANINGS = {
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for the problems an endpoint can answer (so clients and
     schemathesis know them): the API's shared problem schema, with what each status means here."""
-    return {status: {**PROBLEM_RESPONSES[status], "description": _MEANINGS[status]} for status in statuses}
+    shape = {"content": PROBLEM_RESPONSES[422]["content"]}  # every problem has the same body
+    return {status: {**PROBLEM_RESPONSES.get(status, shape), "description": _MEANINGS[status]} for status in statuses}

@@ -1,0 +1,1 @@
+"""Live event streams (SSE): one shared log poller per process, and caps on open streams."""
