@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from processors.dispatcher.pacing import RateGate
 from processors.dispatcher.policy import Decision, RetrySchedule, decide
 from processors.dispatcher.targets import SubscriptionTarget
 from processors.ports.webhooks import (
@@ -105,6 +106,7 @@ class SubscriptionWorker:
         self._wake = asyncio.Event()
         self._stopping = False
         self.disabled_reason: str | None = None
+        self._gate = RateGate(target.allowed_rate)  # the rate the receiver granted
 
     # -- control --------------------------------------------------------------
 
@@ -196,6 +198,9 @@ class SubscriptionWorker:
             head = queue[0]
             if subject in busy or (head.next_attempt_at is not None and head.next_attempt_at > now):
                 continue
+            if self._gate.wait(now) > 0:
+                return  # over the receiver's granted rate: the next start waits (``_next_delay``)
+            self._gate.started(now)
             if head.first_attempt_at is None:
                 head.first_attempt_at = now
             if head.message is None:
@@ -250,11 +255,12 @@ class SubscriptionWorker:
         busy = {item.event.subject for item in self._in_flight.values()}
         due: list[float] = []
         if len(self._in_flight) < self._deps.config.max_concurrency:
+            gate = self._gate.wait(now)
             for subject, queue in self._queues.items():
                 if subject in busy:
                     continue
                 at = queue[0].next_attempt_at
-                due.append(0.0 if at is None else max((at - now).total_seconds(), 0.0))
+                due.append(max(gate, 0.0 if at is None else max((at - now).total_seconds(), 0.0)))
         if not self._in_flight and self.pending < self._deps.config.max_pending:
             # While attempts are in flight their completion wakes us; polling can wait.
             poll_at = self._next_poll_at

@@ -25,6 +25,7 @@ class SubscriptionTarget:
     # The secret a rotation replaced, signing until ``previous_secret_until``.
     previous_secret: str = field(default="", repr=False)
     previous_secret_until: datetime | None = None
+    allowed_rate: int | None = None  # per minute, as the receiver granted in the handshake
 
     def extra_secrets(self, now: datetime) -> tuple[str, ...]:
         """The previous secret while its overlap lasts (a second signature entry)."""
@@ -54,4 +55,5 @@ class SubscriptionTarget:
             auth_token=getattr(subscription, "auth_token", ""),
             previous_secret=getattr(subscription, "previous_secret", ""),
             previous_secret_until=getattr(subscription, "previous_secret_until", None),
+            allowed_rate=getattr(subscription, "allowed_rate", None),
         )

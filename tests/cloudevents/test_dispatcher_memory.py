@@ -471,3 +471,44 @@ def test_the_feed_is_polled_not_read_after_every_attempt():
     asyncio.run(main())
     assert len(transport.calls) == 20
     assert CountingFeed.reads <= 2
+
+
+def test_attempts_keep_to_the_rate_the_receiver_granted():
+    """WebHook-Allowed-Rate 2/min: five events of five subjects start two per minute."""
+    from dataclasses import replace
+
+    events = gadget_events(subjects=5, per_subject=1)
+    transport = ScriptedTransport(ok)
+    clock = VirtualClock()
+    started_at = []
+
+    async def deliver(request, *, timeout):  # noqa: ANN001, ANN202
+        started_at.append(clock.now)
+        return await ScriptedTransport.deliver(transport, request, timeout=timeout)
+
+    transport.deliver = deliver  # type: ignore[method-assign]
+
+    async def main():
+        d = make(InMemoryFeed(events), transport, clock=clock)
+        await d.add(replace(TARGET, allowed_rate=2))
+        await settle(d)
+        await d.close()
+
+    asyncio.run(main())
+    assert len(transport.calls) == 5
+    minutes = [int((t - started_at[0]).total_seconds() // 60) for t in started_at]
+    assert minutes == [0, 0, 1, 1, 2]
+
+
+def test_rate_gate_counts_a_sliding_minute():
+    from processors.dispatcher.pacing import RateGate
+    from tests.cloudevents.support import T0
+
+    gate = RateGate(2)
+    gate.started(T0)
+    gate.started(T0 + timedelta(seconds=30))
+    assert gate.wait(T0 + timedelta(seconds=40)) == 20.0
+    assert gate.wait(T0 + timedelta(seconds=60)) == 0.0
+    assert RateGate(None).wait(T0) == 0.0
+    with pytest.raises(ValueError):
+        RateGate(0)
