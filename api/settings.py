@@ -47,7 +47,7 @@ class Settings(BaseSettings):
                         "loopback, link-local, private and metadata addresses are refused otherwise",
     )
     webhook_origin: str = Field(
-        "", description="WebHook-Request-Origin we send (a DNS name for this deployment); default: the host's FQDN",
+        "", description="WebHook-Request-Origin we send (a DNS name for this deployment); default: the host name",
     )
     webhook_handshake_timeout: float = Field(10.0, gt=0, le=60, description="seconds for the OPTIONS handshake")
     cloudevents_allowed_origins: str = Field(

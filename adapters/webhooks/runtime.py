@@ -82,7 +82,8 @@ def webhook_egress(
     *, allow_http: bool, allowed_networks: Sequence[str], origin: str = "", handshake_timeout: float = 10.0
 ) -> WebhookEgress:
     policy = EgressPolicy.from_settings(allow_http=allow_http, allowed_networks=allowed_networks)
-    origin = origin or socket.getfqdn()
+    # gethostname, not getfqdn: no reverse DNS lookup (which can hang) at start-up.
+    origin = origin or socket.gethostname()
     return WebhookEgress(policy, origin, HttpEndpointValidator(policy, origin=origin, timeout=handshake_timeout))
 
 
