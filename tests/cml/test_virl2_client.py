@@ -12,15 +12,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import virl2_client
 import yaml
+from virl2_client.exceptions import APIError, LabNotFound
 
 from tests.cml.conftest import lab_yaml
 from tests.cml.fake_cml import FakeCml, RunningFakeCml
 
-virl2_client = pytest.importorskip("virl2_client")
 # ClientLibrary warns that it could prompt for missing settings when stdin is not a TTY; ours are all given.
 pytestmark = pytest.mark.filterwarnings("ignore:Interactive inputs are deprecated:DeprecationWarning")
-from virl2_client.exceptions import APIError, LabNotFound  # noqa: E402
 
 SINGLE_NODE = "lab: {version: 0.3.1, title: lonely}\nnodes:\n  - {id: n0, label: r1, node_definition: iosv, x: 0, y: 0}\nlinks: []\n"
 
