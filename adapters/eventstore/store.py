@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
 from eventsourcing.application import AggregateNotFoundError
@@ -22,6 +22,15 @@ BackendKind = Literal["memory", "sqlite", "postgres", "esdb"]
 
 # Extra wake-up of notification-driven subscriptions (see EventSubscription).
 SAFETY_POLL_INTERVAL = 0.1
+
+
+def _project(aggregate: Any, events: Iterable[Any]) -> Any:
+    """The library's ``project_aggregate`` without its per-event ``isinstance`` against a
+    runtime-checkable protocol (a third of the cost of a replay); every stored event is
+    one of our ``DomainEvent`` classes, which all have ``mutate``."""
+    for event in events:
+        aggregate = event.mutate(aggregate)
+    return aggregate
 
 
 class EventStore:
@@ -64,7 +73,7 @@ class EventStore:
     def get(self, aggregate_id: str, version: int | None = None) -> Any:
         """The aggregate as of ``version`` (default: latest); ``NotFound`` if absent."""
         try:
-            return self.app.repository.get(aggregate_id, version=version)
+            return self.app.repository.get(aggregate_id, version=version, projector_func=_project)
         except AggregateNotFoundError as error:
             raise NotFound(f"{aggregate_id} not found") from error
 
