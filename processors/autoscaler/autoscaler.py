@@ -24,7 +24,7 @@ import copy
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -50,6 +50,7 @@ from domain.scaling_decision import DEFAULT_SCOPE, ScalingDecision
 from domain.worker import Worker
 from domain.worker_template import WorkerTemplate
 from processors.autoscaler.snapshot import Snapshot, take_snapshot
+from processors.autoscaler.view import SnapshotView, rebuilt_view
 from processors.ports.clock import Clock
 from processors.retry import retry_on_conflict
 from processors.workers.replica import AggregateReplica
@@ -70,6 +71,8 @@ class AutoscalerSettings:
     interval: timedelta = timedelta(minutes=1)
     scope: str = DEFAULT_SCOPE
     max_conflicts: int = 8
+    # Every this many plans the incremental snapshot is compared with one built afresh.
+    full_check_every: int = 100
 
 
 @dataclass
@@ -93,6 +96,9 @@ class Autoscaler:
         self.next_at: datetime | None = None
         self.decisions = 0
         self._changed = False
+        self.view = self._new_view(())
+        self.plans = 0
+        self.view_mismatches = 0  # full checks that found the incremental snapshot wrong
 
     # -- the loop body -------------------------------------------------------------------
     def tick(self, *, force: bool = False) -> Decision | None:
@@ -116,6 +122,7 @@ class Autoscaler:
             raise ConcurrencyConflict(f"{self.stream_id}: gave up after {self.settings.max_conflicts} conflicts")
         for finished in snapshot.finished:
             self.replica.retire(finished)
+            self.view.refresh(finished, None)
         wake = [now + self.settings.interval]
         if result.next_decision_at is not None and result.next_decision_at > now:
             wake.append(result.next_decision_at)
@@ -129,13 +136,36 @@ class Autoscaler:
         events = self.replica.catch_up()
         if any(not e.stream_id.startswith("ScalingDecision-") for e in events):
             self._changed = True
+        for stream_id in dict.fromkeys(e.stream_id for e in events):
+            self.view.refresh(stream_id, self.replica.get(stream_id))
 
     def snapshot(self, now: datetime) -> Snapshot:
+        """The plan's inputs from the incremental view; every ``full_check_every`` plans also
+        built afresh and compared (a difference is logged, counted and repaired)."""
+        self.plans += 1
+        snapshot = self.view.snapshot(now)
+        every = self.settings.full_check_every
+        if every > 0 and self.plans % every == 0:
+            fresh = self.fresh_snapshot(now)
+            if fresh != snapshot:
+                self.view_mismatches += 1
+                log.error("autoscaler: incremental snapshot differs from a fresh one at %s; rebuilt", now)
+                self.view = self._new_view((*self.replica.all(Worker), *self.replica.all(WorkerTemplate),
+                                            *self.replica.all(LabletInstance)))
+                snapshot = fresh
+        return snapshot
+
+    def fresh_snapshot(self, now: datetime) -> Snapshot:
+        """The plan's inputs built from every aggregate of the replica (the reference)."""
         scaling = self.settings.scaling
         return take_snapshot(
             now, self.replica.all(Worker), self.replica.all(WorkerTemplate), self.replica.all(LabletInstance),
             instantiation_lead=scaling.instantiation_lead, teardown_margin=self.settings.teardown_margin,
         )
+
+    def _new_view(self, aggregates: Iterable[Any]) -> SnapshotView:
+        return rebuilt_view(aggregates, instantiation_lead=self.settings.scaling.instantiation_lead,
+                            teardown_margin=self.settings.teardown_margin)
 
     # -- recording -----------------------------------------------------------------------
     def _record(self, result: ScalingPlan, now: datetime) -> Decision:
