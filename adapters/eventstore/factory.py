@@ -17,16 +17,6 @@ from adapters.eventstore.subscription import DEFAULT_POLL_INTERVAL
 # str stream ids ("Worker-<uuid>") need text columns; the library defaults to uuid.
 _COMMON = {"ORIGINATOR_ID_TYPE": "text"}
 
-# The library's aggregate cache with fast-forward: a load after the first reads only the
-# events appended since (by this process or any other) and applies them to the cached copy,
-# then hands out a deep copy. Without it every load replays the whole stream, and a worker's
-# stream holds its whole day of reservations (a 600-event worker: ~20 ms a load replayed,
-# ~0.15 ms cached; docs/benchmarks.md "Aggregate loads"). Reservations already released are
-# no longer in the cached ledger, so they cost nothing on later loads.
-AGGREGATE_CACHE_SIZE = 20_000
-_CACHE = {"AGGREGATE_CACHE_MAXSIZE": str(AGGREGATE_CACHE_SIZE), "AGGREGATE_CACHE_FASTFORWARD": "y"}
-_COMMON = {**_COMMON, **_CACHE}
-
 
 def open_event_store(
     kind: BackendKind,
@@ -78,7 +68,7 @@ def open_event_store(
             raise ValueError("esdb_uri is required for the esdb event store")
         from adapters.eventstore.esdb import esdb_env  # grpc is loaded only when used
 
-        env = {**esdb_env(esdb_uri, namespace=schema or ""), **_CACHE}
+        env = esdb_env(esdb_uri, namespace=schema or "")
         keys = PostgresPersonKeys(person_keys_url) if person_keys_url else MemoryPersonKeys()
     else:
         raise ValueError(f"unknown event store kind {kind!r}")
