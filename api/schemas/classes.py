@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from api.schemas.checked import CheckedIn, Instant
 from domain.lab_class import MAX_SEATS
 from domain.naming import MAX_NAME_LENGTH
 from processors.commands.extension import MAX_EXTENSION_MINUTES
@@ -13,15 +15,14 @@ from processors.commands.extension import MAX_EXTENSION_MINUTES
 Owner = Field(min_length=1, max_length=200)
 
 
-class ClassIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ClassIn(CheckedIn):  # strict, closed, no control characters; RFC 3339 instants in range
 
     definition: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, strict=True)
     version: str | None = Field(None, min_length=1, max_length=50, strict=True)
-    timeslot_start: AwareDatetime | None = Field(None, description="absent or past: as soon as possible")
-    timeslot_end: AwareDatetime | None = None
+    timeslot_start: Instant | None = Field(None, description="absent or past: as soon as possible")
+    timeslot_end: Instant | None = None
     duration_minutes: int | None = Field(None, gt=0, le=100_000, strict=True)
-    owners: list[str] = Field(min_length=1, max_length=MAX_SEATS, description=f"one seat each, up to {MAX_SEATS}")
+    owners: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(min_length=1, max_length=MAX_SEATS, description=f"one seat each, up to {MAX_SEATS}")
     queue: bool = Field(False, strict=True, description="true: seats that do not fit wait PENDING for the "
                                                         "scheduler instead of refusing the class")
 
@@ -54,8 +55,7 @@ class ClassOut(BaseModel):
     by_state: dict[str, int]
 
 
-class ClassMinutesIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ClassMinutesIn(CheckedIn):
 
     minutes: int = Field(ge=1, le=MAX_EXTENSION_MINUTES, strict=True)
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from api.schemas.checked import CheckedIn
 
 from domain.instance import InstanceState
 from processors.commands.extension import MAX_EXTENSION_MINUTES
 
 
-class ExtendIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ExtendIn(CheckedIn):
 
     minutes: int = Field(ge=1, le=MAX_EXTENSION_MINUTES, strict=True, description="how much longer the lab runs")
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from api.schemas.checked import CheckedIn
 
 
-class QuotaIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class QuotaIn(CheckedIn):  # strict, closed, no control characters
     max_concurrent_labs: int | None = Field(None, ge=0, le=100_000, strict=True)
     max_lab_hours_per_day: float | None = Field(None, ge=0, le=24 * 100_000)
-    members: list[str] | None = Field(None, max_length=10_000, description="groups only: the owners in it")
+    members: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(None, max_length=10_000, description="groups only: the owners in it")
 
 
 class QuotaSetOut(BaseModel):

@@ -70,6 +70,14 @@ def test_other_control_characters_and_lone_surrogates_are_refused(app: Client, t
             json=booking(owner_id="student-7", reservation_id=text))
 
 
+def test_a_nul_in_a_class_seat_or_a_quota_member_is_refused(app: Client) -> None:
+    refused(app, "POST", f"{API}/classes", 422, "owners", role="instructor",
+            json={"definition": DEFINITION, "owners": ["s-1", "s-2\u0000"], "duration_minutes": 30})
+    refused(app, "POST", f"{API}/classes", 422, "timeslot_start", role="instructor",
+            json={"definition": DEFINITION, "owners": ["s-1"], "timeslot_start": "9999-12-31T23:59:00Z"})
+    refused(app, "PUT", f"{API}/quotas/group/g-1", 422, "members", json={"members": ["a\u0000"]})
+
+
 def test_a_nul_in_a_path_parameter_is_refused_not_a_500(app: Client) -> None:
     refused(app, "GET", f"{API}/instances/LabletInstance-%00", 422, "path")
     refused(app, "GET", f"{API}/worker-templates/x%00", 422, "path")
