@@ -36,7 +36,7 @@ from tests.store.test_projections import (  # noqa: F401
     test_background_runner_wakes_waiters_when_position_commits,
     test_catch_up_projects_every_event_once_with_its_checkpoint,
     test_changed_version_is_rebuilt_at_start,
-    test_failed_batch_is_rolled_back_and_retried_without_loss_or_duplicate,
+    test_event_whose_handler_fails_is_parked_and_the_rest_goes_on,
     test_rebuild_equals_incremental_result,
     test_rebuild_next_to_a_running_runner_leaves_no_hole,
     test_runner_whose_checkpoint_was_reset_elsewhere_replays_from_it,
