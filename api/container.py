@@ -158,6 +158,7 @@ class Container:
 
         self.event_counters = EventCounters(self.metrics)  # fed from the log on each scrape
         webhook_store = CountedDeliveryLog(webhook_store, self.metrics)
+        self.webhook_log = webhook_store  # pruned by housekeeping (LRM_RETENTION_DAYS)
         egress = webhook_egress(
             allow_http=settings.development, allowed_networks=settings.webhook_allowed_networks.split(","),
             origin=settings.webhook_origin, handshake_timeout=settings.webhook_handshake_timeout,
@@ -280,6 +281,7 @@ class Container:
         from processors.commands.extension import ExtensionService, ExtensionSettings
         from processors.commands.quotas import QuotaService
         from processors.overrun import OverrunSettings, OverrunWatcher
+        from processors.pruning import Pruner
         from processors.workers.loop import TickLoop
         from projections.readmodels.instances import live_bookings, overrunning
         from projections.readmodels.workers import WorkerQueries
@@ -319,7 +321,10 @@ class Container:
             self.extension_service, lambda horizon: overrunning(self.instance_queries, horizon), self.clock,
             OverrunSettings(step=timedelta(minutes=settings.teardown_margin_minutes)),
         )
-        # Housekeeping (overrun, ...) runs like the fleet loops: with an injected clock the
+        self.pruner = Pruner({"webhook_attempts": self.webhook_log.prune_attempts,
+                              "cloudevent_inbox": self.cloudevent_intake.inbox.prune},
+                             timedelta(days=settings.retention_days), self.clock)
+        # Housekeeping (overrun, pruning) runs like the fleet loops: with an injected clock the
         # caller drives it with ``housekeeping_tick()``.
         run = settings.processors if settings.processors is not None else self._system_clock
         self.housekeeping_loop = TickLoop("housekeeping", self.housekeeping_tick, self.store.max_position,
@@ -327,6 +332,7 @@ class Container:
 
     def housekeeping_tick(self) -> None:
         self.overrun_watcher.tick()
+        self.pruner.tick()
 
     def _lab_reconciler(self, cml: Any, endpoint_for: Callable[[str, str], Any]):  # noqa: ANN202
         """Unowned CML labs removed after a grace period (processors/reconciler)."""

@@ -6,6 +6,7 @@ import bisect
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 
 from processors.ports.webhooks import DeadLetter, DeliveryAttempt, OutboundEvent
 
@@ -19,6 +20,13 @@ class InMemoryDeliveryLog:
     def record_attempt(self, attempt: DeliveryAttempt) -> None:
         with self._lock:
             self._attempts.append(attempt)
+
+    def prune_attempts(self, before: datetime) -> int:
+        with self._lock:
+            kept = [a for a in self._attempts if a.at >= before]
+            removed = len(self._attempts) - len(kept)
+            self._attempts = kept
+        return removed
 
     def attempts(self, subscription_id: str, event_id: str | None = None, limit: int = 100) -> list[DeliveryAttempt]:
         with self._lock:

@@ -149,6 +149,13 @@ class SqlWebhookStore:
             ),
         )
 
+    def prune_attempts(self, before: datetime) -> int:
+        """Forget delivery attempts recorded before ``before`` (retention); returns how many.
+        Delivery itself never reads old attempts (its checkpoint and dead letters are kept)."""
+        with self._cursor() as cursor:
+            cursor.execute(self._sql("DELETE FROM webhook_attempts WHERE at < ?"), (_iso(before),))
+            return int(cursor.rowcount or 0)
+
     def attempts(self, subscription_id: str, event_id: str | None = None, limit: int = 100) -> list[DeliveryAttempt]:
         where, params = "subscription_id = ?", [subscription_id]
         if event_id is not None:

@@ -40,6 +40,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 from uuid import NAMESPACE_URL, uuid5
 
@@ -132,6 +133,26 @@ class ReadModelInbox:
     def release(self, source: str, event_id: str) -> None:
         with self.store.transaction() as tx:
             tx.delete(INBOX.name, inbox_key(source, event_id))
+
+    def prune(self, before: datetime) -> int:
+        """Forget what was received before ``before``: the dedup window is the retention.
+
+        Rows still ``claimed`` (a command in flight, or a crash left it) are kept: they are the
+        trace that makes a redelivery re-run the command rather than answer "duplicate"."""
+        removed, cursor = 0, None
+        cutoff = before.astimezone(UTC)
+        while True:
+            page = self.store.query(INBOX.name, limit=500, after=cursor)
+            stale = [doc for doc in page.items if doc.get("result") != "claimed"
+                     and _received(doc.get("received_at")) is not None and _received(doc["received_at"]) < cutoff]
+            if stale:
+                with self.store.transaction() as tx:
+                    for doc in stale:
+                        tx.delete(INBOX.name, inbox_key(doc["source"], doc["id"]))
+                removed += len(stale)
+            if not page.next_cursor:
+                return removed
+            cursor = page.next_cursor
 
     def put(self, ingested: Ingested, at: Any, *, sender: str = "") -> None:
         doc = {"source": ingested.source, "id": ingested.id, "type": ingested.type, "result": ingested.result,
@@ -317,3 +338,15 @@ DEFAULT_HANDLERS: Mapping[str, Callable[[LabletInstance, Any, CommandContext], N
     GRADING_COMPLETED: _grading_completed,
     GRADING_FAILED: _grading_failed,
 }
+
+
+def _received(value: Any) -> datetime | None:
+    """``received_at`` as stored (a datetime, or its ISO text once it went through JSON)."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value).astimezone(UTC)
+        except ValueError:
+            return None
+    return None
