@@ -96,6 +96,7 @@ class SimulationResult:
     wall_seconds: float = 0.0
     cpu_seconds: float = 0.0  # process time: the wall time on a busy machine overstates the cost
     timeline: list[dict[str, Any]] = field(default_factory=list)  # fleet size over time, for plots
+    bound_steps: list[tuple[datetime, datetime, int]] = field(default_factory=list)  # the lower bound's W(t)
 
     def to_dict(self) -> dict[str, Any]:
         return {"workload": self.workload, "policy": self.policy, "seed": self.seed, "steps": self.steps,
@@ -196,8 +197,9 @@ class Simulation:
             if now >= end:
                 break
             self.clock.set(min(self._next_moment(now) or end, end))
-        return SimulationResult(workload.name, self.settings.policy, workload.seed, self.collector.report(end),
-                                self.steps, timeline=self._timeline)
+        kpis = self.collector.report(end)
+        return SimulationResult(workload.name, self.settings.policy, workload.seed, kpis, self.steps,
+                                timeline=self._timeline, bound_steps=self.collector.bound_steps)
 
     async def _settle(self, now: datetime) -> None:
         """Run every processor until the log stops growing at this instant.

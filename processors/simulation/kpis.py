@@ -81,6 +81,7 @@ class KpiCollector:
     drained_by: dict[str, str] = field(default_factory=dict)  # worker id -> actor of its last drain
     templates: dict[str, WorkerTemplateSpec] = field(default_factory=dict)  # registered, not removed
     use_solver: bool = True  # HiGHS for the lower bound's bin packing (else its relaxation)
+    bound_steps: list[tuple[datetime, datetime, int]] = field(default_factory=list)  # set by report()
 
     def observe_all(self, events: Iterable[StoredEvent]) -> None:
         for stored in events:
@@ -199,7 +200,8 @@ class KpiCollector:
         cut = interruptions((f.end, f.first_end) for f in self.instances.values())
         cost = self._cost(until)
         worker_hours = cost.worker_hours
-        refs, _ = self.references(until)
+        refs, bound = self.references(until)
+        self.bound_steps = bound.steps  # W(t), for the report's plot
         return {
             "instances": len([f for f in self.instances.values() if (f.start or f.requested_at) < until]),
             "booked": len(booked_waits),

@@ -76,6 +76,23 @@ def _series(result: SimulationResult) -> tuple[list[datetime], list[int], list[i
     return times, billed, labs
 
 
+def _steps(steps: Sequence[tuple[datetime, datetime, int]]) -> tuple[list[datetime], list[int]]:
+    """The bound's piecewise W(t) as step-line points (0 where no lab is active)."""
+    times: list[datetime] = []
+    values: list[int] = []
+    for start, end, workers in steps:
+        if times and times[-1] != start:
+            times.append(times[-1])
+            values.append(0)
+            times.append(start)
+            values.append(0)
+        times.append(start)
+        values.append(workers)
+        times.append(end)
+        values.append(workers)
+    return times, values
+
+
 def _svg_chart(title: str, series: list[tuple[str, list[datetime], list[int]]], width: int = 860,
                height: int = 260) -> str:
     points = [(t, v) for _, ts, vs in series for t, v in zip(ts, vs)]
@@ -130,6 +147,8 @@ def html_report(results: Sequence[SimulationResult], *, title: str = "lablet sim
         table_rows.append(f"<tr><th>{html.escape(label)}</th>{cells}</tr>")
     series = {r.policy: _series(r) for r in results}
     fleet = [(name, times, billed) for name, (times, billed, _) in series.items()]
+    if results and results[0].bound_steps:
+        fleet.append((f"fewest needed W(t) ({results[0].policy})", *_steps(results[0].bound_steps)))
     labs = [(name, times, live) for name, (times, _, live) in series.items()]
     first = results[0] if results else None
     meta = (f"workload <b>{html.escape(first.workload)}</b>, seed {first.seed}, "

@@ -68,3 +68,7 @@ def test_html_report_has_a_column_per_policy(small: Workload) -> None:
     page = html_report(results)
     assert page.count("<svg") == 2
     assert "<th>default</th>" in page and "<th>static</th>" in page
+    assert "fewest needed W(t) (default)" in page  # the lower bound's workers over time, beside the fleet
+    for row in ("interrupted (labs / minutes cut)", "lower bound (h)", "offline schedule (h)",
+                "hours: boot / idle / busy (partial fill)"):
+        assert row in page
