@@ -62,13 +62,14 @@ def started_app(data_dir: Path, **settings: Any) -> Iterator[tuple[TestClient, C
         yield client, container
 
 
-def request_instance(container: Container, *, grading: bool = True) -> str:
+def request_instance(container: Container, *, grading: bool = True, owner: str = "alice",
+                     requested_by: str = "user:alice") -> str:
     instance_id = f"LabletInstance-{uuid4()}"
     instance = LabletInstance.request_with(
         definition_name="ccna-lab", definition_version="1.0.0",
         requirements=InstanceRequirements(cpu_cores=2, memory_gb=4, storage_gb=10, node_count=3),
-        grading_enabled=grading, owner_id="alice", timeslot=Timeslot(None, now() + timedelta(hours=2)),
-        ctx=ctx("user:alice"), instance_id=instance_id,
+        grading_enabled=grading, owner_id=owner, timeslot=Timeslot(None, now() + timedelta(hours=2)),
+        ctx=ctx(requested_by), instance_id=instance_id,
     )
     container.store.save(instance)
     return instance_id

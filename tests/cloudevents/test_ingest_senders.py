@@ -19,8 +19,10 @@ from tests.cloudevents.api_support import (
     GRADER,
     LDS,
     SCORE,
+    TO_READY,
     post_structured,
     ready_instance,
+    request_instance,
     state_of,
     step,
     structured,
@@ -106,21 +108,8 @@ def test_the_service_that_requested_the_lab_may_drive_it_as_over_rest(unbound):
 
 
 def _instance_requested_by(container, actor: str) -> str:  # noqa: ANN001
-    from datetime import timedelta
-    from uuid import uuid4
-
-    from domain.instance import InstanceRequirements, LabletInstance
-    from domain.timeslot import Timeslot
-    from tests.cloudevents.api_support import TO_READY, ctx, now
-
-    instance_id = f"LabletInstance-{uuid4()}"
-    instance = LabletInstance.request_with(
-        definition_name="ccna-lab", definition_version="1.0.0",
-        requirements=InstanceRequirements(cpu_cores=2, memory_gb=4, storage_gb=10, node_count=3),
-        grading_enabled=True, owner_id="bob", timeslot=Timeslot(None, now() + timedelta(hours=2)),
-        ctx=ctx(actor), instance_id=instance_id,
-    )
-    container.store.save(instance)
+    """A READY lab of bob's, booked by ``actor`` (e.g. an exam system's service token)."""
+    instance_id = request_instance(container, owner="bob", requested_by=actor)
     step(container, instance_id, *TO_READY)
     return instance_id
 
