@@ -48,3 +48,21 @@ def test_the_class_view_shows_every_seat_and_follows_them_live(page, live_app: L
     assert response.status == 202
     expect(page.locator("#seats .seat[data-state='TERMINATED']")).to_have_count(6, timeout=WAIT_MS)
     assert "CANCELLED" in page.locator("#class-summary").inner_text()
+
+
+def test_the_dashboard_reports_unowned_labs_and_quotas_live(page, live_app: LiveApp) -> None:  # noqa: ANN001
+    from domain.lab_reconciliation import LabReconciliation
+    from domain.quota import QuotaLimits
+
+    worker_id = live_app.running_worker()
+    live_app.container.quota_service.set("group", "ccna-autumn", QuotaLimits(2, 4.0), live_app.ctx("admin:admin"),
+                                         members=["alice"])
+    sign_in(page, live_app.url)
+    page.wait_for_selector("#quotas [data-quota='group:ccna-autumn']", timeout=WAIT_MS)
+    assert page.locator("#hygiene").inner_text() == "every CML lab belongs to an instance"
+    # the reconciler finds a lab no instance owns: the panel shows it without a reload
+    record = LabReconciliation.open(worker_id, live_app.ctx("system:lab-reconciler"))
+    record.found("lab-by-hand", live_app.ctx("system:lab-reconciler"))
+    live_app.container.store.save(record)
+    page.wait_for_selector("#hygiene [data-lab='lab-by-hand']", timeout=WAIT_MS)
+    assert "owned by no instance" in page.locator("#hygiene [data-lab='lab-by-hand']").inner_text()

@@ -212,8 +212,32 @@
     } else if (!denied("scaling-decisions", scaling.reason)) throw scaling.reason;
   }
 
+  // -- hygiene: unowned and vanished CML labs (auditors), quotas (everyone's own) ------
+  async function loadHygiene() {
+    try {
+      const found = await api("/reconciliation");
+      const rows = found.workers.flatMap((w) => [
+        ...w.orphans.map((o) => el("li", { dataset: { lab: o.lab_id } }, "lab ", el("code", {}, o.lab_id), " on ",
+          link(w.worker_id), ` owned by no instance since ${time(o.first_seen)}; removed at ${time(o.removal_due)}`)),
+        ...w.vanished.map((v) => el("li", { class: "error", dataset: { lab: v.lab_id } }, link(v.instance_id),
+          ` lost its CML lab ${v.lab_id} on `, link(w.worker_id))),
+      ]);
+      replace("hygiene", ...(rows.length ? rows : [el("li", { class: "muted" }, "every CML lab belongs to an instance")]));
+    } catch (err) {
+      if (!denied("hygiene", err)) throw err;
+    }
+    const own = await api("/quotas/me");
+    let items = own.items;
+    if (!items.length) items = (await api("/quotas").catch(() => ({ items: [] }))).items;
+    const remaining = (q) => Object.entries(q.remaining).map(([k, v]) => `${k.replace(/_/g, " ")} ${v}`).join(", ");
+    const quota = (q) => el("li", { dataset: { quota: q.quota } }, el("b", {}, q.quota),
+      ` · ${q.concurrent_labs_now} lab(s) now, ${number(q.lab_hours_today, 1)} h today · remaining ${remaining(q) || "no limit"}`);
+    replace("quotas", ...(items.length ? items.map(quota) : [el("li", { class: "muted" }, "no quota applies")]));
+  }
+
   // -- live: which panels an event can change ---------------------------------------
-  const panels = { cost: loadCost, fleet: loadFleet, reservations: loadReservations, instances: loadInstances, decisions: loadDecisions };
+  const panels = { cost: loadCost, fleet: loadFleet, reservations: loadReservations, instances: loadInstances,
+    decisions: loadDecisions, hygiene: loadHygiene };
   const dirty = new Set();
 
   function affected(event) {
@@ -224,6 +248,7 @@
       return type.startsWith("Placement") ? ["instances", "reservations", "decisions"] : ["instances", "reservations"];
     }
     if (stream.startsWith("ScalingDecision-")) return ["decisions", "fleet"];
+    if (/^(LabReconciliation|QuotaUsage|QuotaPolicy)-/.test(stream)) return ["hygiene"];
     if (/Placement|Scheduling/.test(stream) || type.startsWith("Placement")) return ["decisions", "reservations"];
     return [];
   }
