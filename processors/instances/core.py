@@ -15,6 +15,7 @@ from domain.instance import LabletInstance
 from domain.worker import Worker, WorkerState
 from processors.aggregates import load_or_none
 from processors.follower import CheckpointStore
+from processors.instances.due_times import DueTimes
 from processors.instances.ports import Artifacts, ControllerStore, EndpointFor, MemoryCheckpoints
 from processors.instances.settings import LifecycleSettings
 from processors.ports.clock import Clock
@@ -58,7 +59,7 @@ class ControllerCore:
         self.checkpoints: CheckpointStore = checkpoints or MemoryCheckpoints()
         self.position = 0  # read up to here
         self._saved_checkpoint: int | None = None
-        self._live: dict[str, datetime | None] = {}  # instance id -> when to look next (None: now)
+        self._live = DueTimes()  # instance id -> when to look next (None: now)
         self._dirty: set[str] = set()  # changed in the log since the last look
         self._cleanup: dict[str, int] = {}  # terminated instance id -> its InstanceTerminated position
         self._placed: dict[str, str] = {}  # instance id -> the worker it was last placed on

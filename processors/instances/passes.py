@@ -46,9 +46,12 @@ class Passes(_Controller):
         await self.start()
         self.poll_log()
         now = self.clock.now()
+        # Candidates (a superset of what is due): live ones whose time came, changed ones, and
+        # the few terminations awaiting clean-up; ``_is_due`` decides as before.
+        candidates = {*self._live.due(now), *(i for i in self._dirty if i in self._live), *self._cleanup}
         due = sorted(
             instance_id
-            for instance_id in {*self._live, *self._cleanup}
+            for instance_id in candidates
             if instance_id not in self._tasks and self._is_due(instance_id, now)
         )
         for instance_id in due:
@@ -78,7 +81,8 @@ class Passes(_Controller):
 
     def next_due(self) -> datetime | None:
         """The earliest time a look is due (None: only new events will wake the controller)."""
-        times = [at for at in self._live.values() if at is not None]
+        earliest = self._live.earliest()
+        times = [earliest] if earliest is not None else []
         times += [self._retry_at.get(i, self.clock.now()) for i in self._cleanup]
         if self._last_reconcile is not None:
             times.append(self._last_reconcile + self.settings.reconcile_interval)
