@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -286,3 +287,14 @@ def test_check_rejects_invalid_requests(args: tuple, field: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         ledger_with().check(*args)
     assert caught.value.field == field
+
+
+def test_a_deep_copy_is_independent_of_the_original() -> None:
+    original = ledger_with(booking("a", 2, 9, 10), booking("b", 2, 11, 12))
+    clone = copy.deepcopy(original)
+    assert clone == original and clone is not original
+    clone.remove("a")
+    clone.add(booking("c", 2, 13, 14))
+    assert [r.instance_id for r in original.reservations()] == ["a", "b"]
+    assert [r.instance_id for r in clone.reservations()] == ["b", "c"]
+    assert original.usage_at(at(9.5)) != clone.usage_at(at(9.5))
