@@ -327,7 +327,9 @@ class Container:
         # Housekeeping (overrun, pruning) runs like the fleet loops: with an injected clock the
         # caller drives it with ``housekeeping_tick()``.
         run = settings.processors if settings.processors is not None else self._system_clock
-        self.housekeeping_loop = TickLoop("housekeeping", self.housekeeping_tick, self.store.max_position,
+        # On the clock only (head fixed): the overrun looks 5 minutes ahead and pruning is hourly,
+        # so a tick every 30 s is enough and a busy log does not make it scan more often.
+        self.housekeeping_loop = TickLoop("housekeeping", self.housekeeping_tick, lambda: 0,
                                           interval=30.0) if run else None
 
     def housekeeping_tick(self) -> None:
