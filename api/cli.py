@@ -76,7 +76,10 @@ def _health_only(container):  # noqa: ANN001, ANN202 - a Starlette app that star
 
 
 @projections_cli.command("rebuild")
-def rebuild(name: str = typer.Argument(None, help="one projection; all when omitted")) -> None:
+def rebuild(
+    name: str = typer.Argument(None, help="one projection; all when omitted"),
+    processes: int = typer.Option(1, min=1, max=16, help="rebuild groups of read models in this many processes"),
+) -> None:
     """Rebuild read models from the event log into a shadow copy, then switch to it at once
     (the current ones keep serving meanwhile), with a progress bar: events/s and ETA."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -101,7 +104,7 @@ def rebuild(name: str = typer.Argument(None, help="one projection; all when omit
             bar.update(task, completed=done, total=max(total, 1), rate=f"{rate:,.0f}")
 
         try:
-            replayed = container.rebuild_projections(name, progress)
+            replayed = container.rebuild_projections(name, progress, processes=processes)
         except ValueError as error:
             raise typer.BadParameter(str(error), param_hint="NAME") from None
         finally:

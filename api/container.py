@@ -573,15 +573,32 @@ class Container:
             self.metrics.workers_by_state.labels(state, template).set(count)
 
     def rebuild_projections(
-        self, name: str | None = None, progress: Callable[[int, int], None] | None = None
+        self, name: str | None = None, progress: Callable[[int, int], None] | None = None,
+        *, processes: int = 1,
     ) -> int:
-        """Drop and replay one read model (or all); returns the number of events replayed."""
+        """Rebuild one read model (or all) in a shadow copy and switch over; returns the number
+        of events replayed. ``processes`` > 1 rebuilds groups of read models side by side
+        (projections/parallel.py; not for the in-memory store, which one process holds)."""
         known = [p.name for p in self.projection_runner.projections]
         if name is not None and name not in known:
             raise ValueError(f"unknown projection {name!r}; known: {', '.join(known)}")
+        if processes > 1 and name is None and self.settings.store != "memory":
+            from functools import partial
+
+            from projections.parallel import rebuild_in_processes
+
+            self.projection_runner.prepare()  # tables and checkpoints exist before the workers start
+            return rebuild_in_processes(partial(open_stores_for_rebuild, self.settings.model_dump(mode="json")),
+                                        self.projection_runner.projections, processes, progress=progress)
         if name is None:
             return self.projection_runner.rebuild_all(progress)
         return self.projection_runner.rebuild(name, progress)
+
+
+def open_stores_for_rebuild(settings: dict[str, Any]) -> tuple[Any, Any, list[Projection]]:
+    """In a rebuild worker process: the event store, read models and projections of ``settings``."""
+    container = Container(Settings(**settings), roles=frozenset({"projections"}))
+    return container.store, container.read_models, container.projection_runner.projections
 
 def discover_projections() -> list[Projection]:
     """Every ``PROJECTIONS`` sequence of a module in ``projections/readmodels/``.

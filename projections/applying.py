@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from projections.batch import DocumentBatch
 from projections.events import StoredEvent
@@ -31,10 +32,23 @@ class Behind(Exception):  # noqa: N818 - control flow, not an error
     """A checkpoint is behind the feed (reset, rebuilt or promoted elsewhere): re-sync."""
 
 
+# Documents a shadow rebuild keeps in memory between its batches (per projection).
+CARRY_LIMIT = 20_000
+
+
 class BatchApplier:
-    def __init__(self, store: ReadModelStore) -> None:
+    def __init__(self, store: ReadModelStore, carry_limit: int = CARRY_LIMIT) -> None:
         self.store = store
         self.parked = 0  # events parked by this process (metrics / logs)
+        self.carry_limit = carry_limit
+        # Shadow target -> (position it was committed at, its documents). Only shadows: no
+        # one else writes them (another runner building the same shadow moves the
+        # checkpoint, which drops the carry), while a live model may be written out of band
+        # (an admin's retry in another process).
+        self._carried: dict[str, tuple[int, dict[tuple[str, str], Any]]] = {}
+
+    def forget_carried(self) -> None:
+        self._carried.clear()
 
     def apply(self, batch: Sequence[StoredEvent], after: int, targets: Sequence[Target]) -> dict[str, int]:
         """Apply ``batch`` (the events after position ``after``); returns the committed positions."""
@@ -52,16 +66,26 @@ class BatchApplier:
         last = batch[-1].position
         assert last is not None
         committed: dict[str, int] = {}
-        with self.store.transaction() as tx:
-            for target in targets:
-                position = self._locked_position(tx, target, after)
-                if position >= last:
-                    committed[target.name] = position  # another runner did it
-                    continue
-                events = [e for e in batch if e.position is not None and e.position > position]
-                self._run(target, events, tx)
-                tx.save_checkpoint(target.name, last, target.version)
-                committed[target.name] = last
+        carry: dict[str, tuple[int, dict[tuple[str, str], Any]]] = {}
+        try:
+            with self.store.transaction() as tx:
+                for target in targets:
+                    position = self._locked_position(tx, target, after)
+                    previous = self._carried.pop(target.name, None)
+                    if position >= last:
+                        committed[target.name] = position  # another runner did it
+                        continue
+                    carried = previous[1] if previous is not None and previous[0] == position else None
+                    events = [e for e in batch if e.position is not None and e.position > position]
+                    docs = self._run(target, events, tx, carried)
+                    tx.save_checkpoint(target.name, last, target.version)
+                    committed[target.name] = last
+                    if target.shadow and docs is not None:
+                        carry[target.name] = (last, docs.carry(carried, self.carry_limit))
+        except BaseException:
+            self._carried.clear()
+            raise
+        self._carried.update(carry)  # committed: the documents are what the database holds
         return committed
 
     @staticmethod
@@ -72,16 +96,19 @@ class BatchApplier:
             raise Behind(target.name)  # reset, rebuilt or promoted behind our feed
         return position
 
-    def _run(self, target: Target, events: Sequence[StoredEvent], tx: ReadModelTx) -> None:
-        """The events through ``handle`` on live documents, written once; a failure parks its event."""
-        docs = DocumentBatch(tx, target.rename)
+    def _run(self, target: Target, events: Sequence[StoredEvent], tx: ReadModelTx,
+             carried: dict[tuple[str, str], Any] | None = None) -> DocumentBatch | None:
+        """The events through ``handle`` on live documents, written once; a failure parks its
+        event. Returns the batch's documents (None when it was redone event by event)."""
+        docs = DocumentBatch(tx, target.rename, carried)
         try:
             for stored in events:
                 target.projection.handle(stored, docs)
         except Exception:  # noqa: BLE001 - redone event by event to find and park the poison
             self._run_each(target, events, tx)
-            return
+            return None
         docs.flush()
+        return docs
 
     def _run_each(self, target: Target, events: Sequence[StoredEvent], tx: ReadModelTx) -> None:
         # A failed event may have half-changed the live documents it touched: each event gets

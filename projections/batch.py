@@ -28,11 +28,15 @@ class DocumentBatch:
     rebuild writes ``<table>__shadow`` while the projection's code says ``<table>``).
     """
 
-    def __init__(self, inner: ReadModelTx, rename: dict[str, str] | None = None) -> None:
+    def __init__(self, inner: ReadModelTx, rename: dict[str, str] | None = None,
+                 carried: dict[tuple[str, str], Any] | None = None) -> None:
         self.inner = inner
         self._rename = rename or {}
-        self._docs: dict[tuple[str, str], Any] = {}  # (table, key) -> live doc | None | _DELETED
+        # (table, key) -> live doc | None | _DELETED; ``carried``: what the previous batch of
+        # the same writer left (a rebuild's hot documents stay in memory across batches).
+        self._docs: dict[tuple[str, str], Any] = dict(carried) if carried else {}
         self._dirty: dict[tuple[str, str], None] = {}  # insertion-ordered set
+        self._read: dict[tuple[str, str], None] = {}  # slots the projection read: worth carrying
 
     def _table(self, table: str) -> str:
         return self._rename.get(table, table)
@@ -41,6 +45,7 @@ class DocumentBatch:
         slot = (self._table(table), key)
         if slot not in self._docs:
             self._docs[slot] = self.inner.get(slot[0], key)
+        self._read[slot] = None
         found = self._docs[slot]
         return None if found is _DELETED else found
 
@@ -76,6 +81,16 @@ class DocumentBatch:
                 self.inner.put(slot[0], slot[1], doc)
         self._dirty.clear()
         # Written documents stay live: later events of the batch keep changing them.
+
+    def carry(self, previous: dict[tuple[str, str], Any] | None, limit: int) -> dict[tuple[str, str], Any]:
+        """The documents worth keeping for the next batch: those read in this one, then the
+        rest of ``previous``, at most ``limit`` (oldest dropped). Written-only documents
+        (a timeline's rows) are not kept: nothing reads them again."""
+        kept = {slot: doc for slot, doc in (previous or {}).items() if slot not in self._read}
+        kept.update((slot, self._docs[slot]) for slot in self._read)
+        if len(kept) > limit:
+            kept = dict(list(kept.items())[len(kept) - limit:])
+        return kept
 
     @property
     def changed(self) -> int:

@@ -22,6 +22,8 @@ class Projection(ABC):
     name: ClassVar[str]
     version: ClassVar[int] = 1
     tables: ClassVar[tuple[Table, ...]] = ()
+    # Relative cost of a rebuild (projections/parallel.py balances processes by it).
+    rebuild_weight: ClassVar[float] = 1.0
 
     @abstractmethod
     def handle(self, event: StoredEvent, tx: ReadModelTx) -> None: ...

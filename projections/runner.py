@@ -280,6 +280,7 @@ class ProjectionRunner:
         """
         parked = self._parked(name, position)
         target = self._target_named(name)
+        self.applier.forget_carried()  # written out of band: a rebuild's kept documents are stale
         found = self.events.read_all(after=position - 1, limit=1)
         if not found or found[0].position != position:
             raise KeyError(f"event at position {position} is not in the log")

@@ -32,6 +32,7 @@ SCAN_PAGE = 500
 class FleetCostProjection(Projection):
     name = "fleet_cost"
     version = 1
+    rebuild_weight = 1.5
     tables = (FLEET_COST,)
 
     def handle(self, stored: StoredEvent, tx: ReadModelTx) -> None:

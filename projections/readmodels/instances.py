@@ -116,6 +116,7 @@ def instance_document(instance: LabletInstance, *, requested_by: str) -> Documen
 class InstancesProjection(Projection):
     name = "instances"
     version = 3  # 3: reservation_id indexed
+    rebuild_weight = 3.0
     tables = (INSTANCES,)
 
     def handle(self, stored: StoredEvent, tx: ReadModelTx) -> None:

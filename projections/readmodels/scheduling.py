@@ -31,6 +31,7 @@ def decision_key(instance_id: str, version: int) -> str:
 class SchedulingProjection(Projection):
     name = "scheduling"
     version = 1
+    rebuild_weight = 2.0
     tables = (DECISIONS, SCHEDULING)
 
     def handle(self, stored: StoredEvent, tx: ReadModelTx) -> None:

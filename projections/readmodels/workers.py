@@ -55,6 +55,7 @@ def timeline_key(worker_id: str, version: int) -> str:
 class WorkersProjection(Projection):
     name = "workers"
     version = 1
+    rebuild_weight = 2.0
     tables = (WORKERS, WORKER_EVENTS)
 
     def handle(self, stored: StoredEvent, tx: ReadModelTx) -> None:

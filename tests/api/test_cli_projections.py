@@ -1,4 +1,4 @@
-"""``lablet projections rebuild`` drops read models and replays them to the same result."""
+"""``lablet projections rebuild`` replays read models into a shadow copy and switches to the same result."""
 
 from __future__ import annotations
 
@@ -46,3 +46,11 @@ def test_rebuild_of_an_unknown_projection_names_the_known_ones(seeded: Path) -> 
     result = CliRunner().invoke(cli, ["projections", "rebuild", "nope"])
     assert result.exit_code != 0
     assert "unknown projection 'nope'" in result.output
+
+
+def test_rebuild_in_two_processes_reproduces_the_read_models(seeded: Path) -> None:
+    before = _templates(seeded)
+    result = CliRunner().invoke(cli, ["projections", "rebuild", "--processes", "2"])
+    assert result.exit_code == 0, result.output
+    assert "switched over" in result.output
+    assert _templates(seeded) == before
