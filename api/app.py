@@ -48,3 +48,16 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(web_router)  # the dashboard and timeline pages (not under /api/v1)
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     return app
+
+
+def create_worker_app() -> FastAPI:
+    """One API process of ``lablet serve --workers N`` (uvicorn builds it in each worker from
+    the environment the CLI prepared: LRM_ROLES=api, LRM_API_RUNS_PROJECTIONS, LRM_SEED)."""
+    from api.container import Container
+    from api.logging import configure_logging
+    from api.roles import parse_roles
+    from api.settings import Settings
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(Container(settings, roles=parse_roles(settings.roles)))

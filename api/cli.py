@@ -20,6 +20,7 @@ def serve(
     role: list[str] = typer.Option(
         None, "--role", help="api|projections|scheduler|autoscaler|workers|instances|dispatcher|all "
                              "(repeatable or comma-separated; overrides LRM_ROLES)"),
+    workers: int | None = typer.Option(None, min=1, max=64, help="API processes (overrides LRM_WORKERS)"),
 ) -> None:
     """Start the HTTP API and every processor in this process (embedded default), or only
     the given roles (a split deployment: docs/operations/deployment.md)."""
@@ -40,6 +41,9 @@ def serve(
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--role") from None
     configure_logging(settings.log_level, settings.log_format)
+    if (workers or settings.workers) > 1 and "api" in roles:
+        _serve_workers(settings, roles, workers or settings.workers)
+        return
     from api import telemetry
 
     telemetry.configure_tracing(settings.otel_service_name, roles=describe(roles))
@@ -54,6 +58,50 @@ def serve(
     if container.tokens_path is not None:
         typer.echo(f"API tokens (one per role) are in {container.tokens_path}", err=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+
+
+def _serve_workers(settings: Settings, roles: frozenset[str], count: int) -> None:
+    """The API in ``count`` uvicorn worker processes; the other roles (projections and the
+    processors) in one more process, ``lablet serve --role <them>`` on port + 1 (its
+    /healthz, /readyz, /metrics). The API workers then read the checkpoints that process
+    keeps instead of each running a projection runner, and do not seed (it does)."""
+    import os
+    import subprocess
+    import sys
+
+    import uvicorn
+
+    from api.roles import describe
+
+    others = roles - {"api"}
+    child = None
+    if others:
+        child_env = {**os.environ, "LRM_SEED": "true", "LRM_WORKERS": "1"}
+        child = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--role", describe(others),
+                                  "--host", settings.host, "--port", str(settings.port + 1)], env=child_env)
+    else:  # api only: seed once here, not in every worker
+        from api.container import Container
+
+        seeding = Container(settings, roles=frozenset({"api"}))
+        try:
+            seeding.seed_worker_templates()
+        finally:
+            seeding.close()
+    os.environ.update(LRM_ROLES="api", LRM_SEED="false",
+                      LRM_API_RUNS_PROJECTIONS="false" if "projections" in others else "true")
+    typer.echo(f"Lablet Resource Manager: API in {count} processes on http://{settings.host}:{settings.port}/"
+               + (f", {describe(others)} in one process (health on port {settings.port + 1})" if others else ""),
+               err=True)
+    try:
+        uvicorn.run("api.app:create_worker_app", factory=True, host=settings.host, port=settings.port,
+                    workers=count, log_config=None, access_log=False)
+    finally:
+        if child is not None:
+            child.terminate()
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                child.kill()
 
 
 def _health_only(container):  # noqa: ANN001, ANN202 - a Starlette app that starts the container

@@ -292,7 +292,7 @@ class Container:
         def live_workers() -> list[str]:
             # Catch up first: a worker provisioned a moment ago can take a moved lab or a seat
             # (only where this process keeps the read models; elsewhere another process does).
-            if self.roles & {"api", "projections"}:
+            if self.keeps_read_models:
                 self.wait_for_position(self.store.max_position(), settings.read_wait_seconds)
             found: list[str] = []
             cursor: str | None = None
@@ -397,12 +397,14 @@ class Container:
         self._started = True
         if self.tokens_path is not None:
             log.info("api_tokens_generated", path=str(self.tokens_path))
-        if "api" in self.roles:
+        if self.settings.seed if self.settings.seed is not None else "api" in self.roles:
             self.seed_worker_templates()
             self.seed_quotas()
             self._seed_demo()
-        if self.roles & {"api", "projections"}:
+        if self.follows_projections:
             self.projection_runner.start()
+        elif "api" in self.roles:  # reads what another process's runner keeps
+            self.read_models.ensure_tables([t for p in self.projection_runner.projections for t in p.tables])
         for role, component in self._processors().items():
             if role in self.roles:
                 self._start_leased(role, component)
@@ -499,10 +501,23 @@ class Container:
         status = getattr(getattr(self, "cml_gateway", None), "controller_status", None)
         return {worker: entry.as_dict() for worker, entry in status().items()} if status else {}
 
+    @property
+    def follows_projections(self) -> bool:
+        """This process runs a projection runner (role projections, or api unless another
+        process keeps the read models: ``LRM_API_RUNS_PROJECTIONS=false``)."""
+        return "projections" in self.roles or ("api" in self.roles and self.settings.api_runs_projections)
+
+    @property
+    def keeps_read_models(self) -> bool:
+        """This process reads (api) or writes (projections) the read models."""
+        return bool(self.roles & {"api", "projections"})
+
     def projection_status(self) -> list[dict[str, Any]]:
         """Per read model: position, lag, parked events, a shadow rebuild's progress, ``ok``."""
-        if not self.roles & {"api", "projections"}:
+        if not self.keeps_read_models:
             return []  # a processor-only process runs no projections: nothing to report
+        if not self.follows_projections:
+            return self._checkpoint_status()
         from projections.parking import parked_counts
 
         runner = self.projection_runner
@@ -533,10 +548,44 @@ class Container:
             rows.append(row)
         return rows
 
+    def _checkpoint_status(self) -> list[dict[str, Any]]:
+        """An api process without its own runner: what the stored checkpoints say."""
+        from projections.parking import parked_counts
+
+        head = self.store.max_position()
+        stored = self.read_models.checkpoints()
+        parked = parked_counts(self.read_models)
+        rows = []
+        for p in self.projection_runner.projections:
+            checkpoint = stored.get(p.name)
+            position = checkpoint.position if checkpoint else 0
+            row: dict[str, Any] = {"name": p.name, "version": p.version, "position": position,
+                                   "lag": max(0, head - position),
+                                   "parked": parked.get(p.name, 0) + parked.get(f"{p.name}__shadow", 0)}
+            problems = []
+            if row["parked"]:
+                problems.append(f"{row['parked']} parked event(s)")
+            if checkpoint is None or checkpoint.version != p.version:
+                problems.append("rebuilding or not built yet (by the projections process)")
+            elif row["lag"] > self.settings.ready_max_lag:
+                problems.append(f"lag {row['lag']} > {self.settings.ready_max_lag}")
+            row["ok"] = not problems
+            if problems:
+                row["problems"] = problems
+            rows.append(row)
+        return rows
+
     def wait_for_position(self, position: int, timeout: float) -> bool:
         """Read-your-writes: True once every read model has applied ``position``."""
         if not self.projection_runner.projections:
             return True
+        if not self.follows_projections:
+            from projections.checkpoint import wait_for_checkpoint
+
+            stored = self.read_models.checkpoints()  # models that are rebuilding are not waited for
+            names = [p.name for p in self.projection_runner.projections
+                     if p.name in stored and stored[p.name].version == p.version]
+            return wait_for_checkpoint(self.read_models, names, position, timeout)
         return self.projection_runner.wait_for_position(position, timeout)
 
     def refresh_gauges(self) -> None:
@@ -546,7 +595,7 @@ class Container:
             self.metrics.projection_rebuild_remaining.labels(row["name"]).set(
                 row["rebuild"]["remaining"] if "rebuild" in row else 0)
         # The read-model tables exist once a runner (this process's or an API replica's) prepared them.
-        if self._started and self.roles & {"api", "projections"}:
+        if self._started and self.keeps_read_models:
             for state, count in self.instance_queries.count_by_state().items():
                 self.metrics.instances_by_state.labels(state).set(count)
             self._refresh_worker_gauges()

@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     processors: bool | None = Field(
         None, description="run the autoscaler and worker controller; default: only on the system clock"
     )
+    # Serving from several processes (lablet serve --workers N, docs/operations/deployment.md).
+    workers: int = Field(1, ge=1, le=64, description="API processes of lablet serve (uvicorn workers)")
+    api_runs_projections: bool = Field(
+        True, description="an api-only process runs its own projection runner; false: it reads the "
+                          "checkpoints another process (role projections) keeps")
+    seed: bool | None = Field(None, description="seed worker templates (and the demo) at start; default: "
+                                                "in processes with the api role")
     # Artifact store (lab YAML, evidence): a directory under data_dir, or S3 (other LRM_S3_* too).
     artifacts: Literal["local", "s3"] = "local"
     s3_bucket: str = ""
