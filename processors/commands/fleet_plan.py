@@ -19,10 +19,11 @@ from typing import Any
 from domain.context import CommandContext
 from domain.errors import DomainError
 from domain.instance import LabletInstance
-from domain.placement import CandidateIndex, PlacementPipeline, PlacementRequest, default_pipeline
+from domain.placement import CandidateIndex, PlacementPipeline, default_pipeline
 from domain.worker import Worker, WorkerState
 from processors.aggregates import GetsAggregates, load_or_none
 from processors.scheduler import decision_record, worker_candidate
+from processors.scheduler.requests import placement_request
 
 GONE = frozenset({WorkerState.TERMINATED, WorkerState.FAILED})
 
@@ -42,26 +43,6 @@ class Placed:
 class NotPlaced:
     reasons: list[str]
     record: dict[str, Any]
-
-
-def placement_request(
-    instance: LabletInstance, hold_start: datetime, hold_end: datetime, lead: timedelta
-) -> PlacementRequest:
-    req = instance.requirements
-    return PlacementRequest(
-        instance_id=instance.id,
-        requirements=req.resources,
-        node_count=req.node_count,
-        license_affinity=frozenset(req.license_affinity),
-        nested_virt=req.nested_virt,
-        ami_name_pattern=req.ami_name_pattern,
-        ami_min_version=req.ami_min_version,
-        port_names=tuple(req.port_names),
-        hold_start=hold_start,
-        hold_end=hold_end,
-        timeslot_start=instance.timeslot_start,
-        instantiation_lead=lead,
-    )
 
 
 def summarise(record: dict[str, Any]) -> list[str]:

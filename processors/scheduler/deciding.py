@@ -18,6 +18,7 @@ from processors.scheduler.candidates import (
     worker_candidate,
 )
 from processors.scheduler.records import decision_record
+from processors.scheduler.requests import placement_request
 from processors.scheduler.view import GONE_WORKER_STATES
 
 if TYPE_CHECKING:  # a phase of the Scheduler: runs with the state SchedulerCore sets up
@@ -83,21 +84,7 @@ class Deciding(_Scheduler):
         end = instance.timeslot_end + self.settings.teardown_margin
         if end <= start:
             return None
-        req = instance.requirements
-        return PlacementRequest(
-            instance_id=instance.id,
-            requirements=req.resources,
-            node_count=req.node_count,
-            license_affinity=frozenset(req.license_affinity),
-            nested_virt=req.nested_virt,
-            ami_name_pattern=req.ami_name_pattern,
-            ami_min_version=req.ami_min_version,
-            port_names=tuple(req.port_names),
-            hold_start=start,
-            hold_end=end,
-            timeslot_start=instance.timeslot_start,
-            instantiation_lead=lead,
-        )
+        return placement_request(instance, start, end, lead)
 
     def _candidate_index(self) -> CandidateIndex:
         view = self.view
