@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 
@@ -14,10 +15,16 @@ REQUEST_ID_HEADER = "x-request-id"
 CORRELATION_ID_HEADER = "x-correlation-id"
 
 
+# A caller's id goes into every event's metadata and the timeline read model: visible
+# ASCII only (no NUL, controls or spaces), else the request gets an id of our own.
+_ID = re.compile(r"[\x21-\x7e]{1,128}")
+
+
 def _header(scope: Scope, name: str) -> str:
     for key, value in scope.get("headers", []):
         if key.decode("latin-1").lower() == name:
-            return value.decode("latin-1")[:128]
+            text = value.decode("latin-1")[:128]
+            return text if _ID.fullmatch(text) else ""
     return ""
 
 

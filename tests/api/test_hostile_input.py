@@ -105,6 +105,18 @@ def test_a_nul_in_cloudevent_data_is_refused(app: Client) -> None:
     assert body["field"] == "body" and "U+0000" in body["reason"]
 
 
+def test_a_correlation_id_with_control_characters_is_replaced_not_recorded(app: Client) -> None:
+    client, container = app
+    before = head(container)
+    response = client.post(f"{API}/instances", json=booking(duration_minutes=30),
+                           headers={**AUTH["user"], "X-Correlation-Id": "abc\x00def", "X-Request-Id": b"r\x85"})
+    assert response.status_code == 201, response.text
+    assert "\x00" not in response.headers["x-correlation-id"] and "\x85" not in response.headers["x-request-id"]
+    [event] = [e.event for e in container.store.read_all(after=before, limit=10) if e.event.actor == "user:alice"]
+    assert event.metadata["correlation_id"] == response.headers["x-correlation-id"]
+    assert read_models_current(container)
+
+
 # -- dates ------------------------------------------------------------------------------------
 def test_a_booking_at_the_end_of_time_is_422_not_a_500(app: Client) -> None:
     refused(app, "POST", f"{API}/instances", 422, "timeslot_start", role="user",
