@@ -1,7 +1,8 @@
 """HTTP API under load: a real ``lablet serve`` (uvicorn, SQLite, processors on) on loopback,
 driven by an httpx async load generator bounded in time and in requests.
 
-    scripts/bench api [--concurrency 16] [--seconds 10] [--max-requests 5000] [--quick] [--tiny] [--json]
+    scripts/bench api [--concurrency 16] [--seconds 10] [--max-requests 5000] [--workers N] [--sse N]
+                      [--quick] [--tiny] [--json]
 
 Per operation: p50/p95/p99 latency (ms) and requests/s at the given concurrency, and the
 ratio of p95 to the baseline ``GET /healthz`` measured in the same run (what the server and
@@ -11,6 +12,15 @@ the client cost before any of our code runs). Operations:
   ``GET /api/v1/instances/{id}`` (one instance, read-your-writes not requested);
 - commands: ``POST /api/v1/instances`` (a booking tomorrow, by the exam service; 201 with
   the resulting position).
+
+- mixed: reads and bookings at once (3 reads for each booking), the class-opens-the-
+  dashboard case.
+
+``--workers N`` serves the API from N processes (``lablet serve --workers N``; the
+projections and processors in one more). ``--sse N`` keeps N ``/events/stream`` streams
+open during every measurement. ``--bare`` (default on) also measures a bare FastAPI
+endpoint (one route returning a constant, same uvicorn and worker count) at the same
+concurrency: the saturation throughput of the stack itself, reported with the ratio.
 
 SPEC §10 targets: p95 < 50 ms reads, < 100 ms commands (seed requirement: 500 ms).
 The server runs in its own process so the generator does not share its GIL.
@@ -38,7 +48,7 @@ from ruamel.yaml import YAML
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "config" / "samples" / "ccna-basic-routing"
-TOKENS = "admin:adm,service:svc:exam,user:usr:alice"
+TOKENS = "admin:adm,service:svc:exam,user:usr:alice,instructor:ins:teacher"
 ADMIN = {"Authorization": "Bearer adm"}
 SERVICE = {"Authorization": "Bearer svc"}
 API = "/api/v1"
@@ -51,11 +61,72 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(data_dir: Path, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
     env = {**os.environ, "LRM_DATA_DIR": str(data_dir), "LRM_STORE": "sqlite", "LRM_TOKENS": TOKENS,
-           "LRM_LOG_LEVEL": "WARNING"}
+           "LRM_LOG_LEVEL": "WARNING", "LRM_WORKERS": str(workers),
+           "LRM_SSE_MAX_STREAMS": "1000", "LRM_SSE_MAX_STREAMS_PER_CALLER": "1000"}
     return subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def start_bare(port: int, workers: int) -> subprocess.Popen[bytes]:
+    """A bare FastAPI app (one constant route, /healthz) under the same uvicorn and workers."""
+    return subprocess.Popen([sys.executable, "-m", "uvicorn", "scripts.benchmarks._bare_app:app", "--host",
+                             "127.0.0.1", "--port", str(port), "--workers", str(workers), "--log-level", "warning"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    import signal
+
+    try:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(15)
+    except (subprocess.TimeoutExpired, ProcessLookupError):
+        try:
+            os.killpg(server.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+async def hold_streams(base: str, count: int, opened: list[int], stop_event: asyncio.Event) -> None:
+    """``count`` SSE clients on /events/stream, each reading until told to stop."""
+    if count <= 0:
+        return
+    limits = httpx.Limits(max_connections=count, max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(30, read=None), limits=limits) as client:
+        async def one() -> None:
+            async with client.stream("GET", f"{API}/events/stream",
+                                     headers={"Authorization": "Bearer ins"}) as response:
+                if response.status_code != 200:
+                    return
+                opened.append(1)
+                async for _chunk in response.aiter_bytes():
+                    if stop_event.is_set():
+                        return
+
+        tasks = [asyncio.create_task(one()) for _ in range(count)]
+        await stop_event.wait()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def measure_with_streams(base: str, streams: int, operations: list[tuple[str, Any]], **kwargs: Any,
+                               ) -> tuple[list[dict[str, Any]], int]:
+    stop_event = asyncio.Event()
+    opened: list[int] = []
+    holder = asyncio.create_task(hold_streams(base, streams, opened, stop_event))
+    for _ in range(100):  # until they are open (or refused)
+        if len(opened) >= streams or holder.done():
+            break
+        await asyncio.sleep(0.1)
+    rows = [await load(base, name, make, **kwargs) for name, make in operations]
+    still_open = len(opened)
+    stop_event.set()
+    await holder
+    return rows, still_open
 
 
 def wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
@@ -128,6 +199,9 @@ def main() -> int:
     parser.add_argument("--max-requests", type=int, default=5000, help="per operation")
     parser.add_argument("--quick", action="store_true", help="5 s and 1 000 requests per operation")
     parser.add_argument("--tiny", action="store_true", help="1 s and 50 requests per operation (CI smoke)")
+    parser.add_argument("--workers", type=int, default=1, help="API processes of the server")
+    parser.add_argument("--sse", type=int, default=0, help="SSE streams held open during the measurements")
+    parser.add_argument("--no-bare", dest="bare", action="store_false", help="skip the bare FastAPI baseline")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.quick:
@@ -137,7 +211,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="lrm-bench-api-") as tmp:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        server = start_server(Path(tmp), port)
+        server = start_server(Path(tmp), port, args.workers)
         try:
             wait_ready(base, server)
             publish(base)
@@ -145,7 +219,12 @@ def main() -> int:
             seed = asyncio.run(load(base, "seed", lambda n: ("POST", f"{API}/instances",
                                                              {"json": booking(n), "headers": SERVICE}),
                                     concurrency=4, seconds=30, max_requests=max(20, args.max_requests // 10)))
-            first = httpx.get(f"{base}{API}/instances?limit=1", headers=ADMIN, timeout=10).json()["items"]
+            first: list[dict[str, Any]] = []
+            for _ in range(100):  # the read models of another process catch up with the seed
+                first = httpx.get(f"{base}{API}/instances?limit=1", headers=ADMIN, timeout=10).json()["items"]
+                if first:
+                    break
+                time.sleep(0.1)
             one = first[0]["id"] if first else "none"
             counter = iter(range(10**9, 2 * 10**9))
             operations = [
@@ -155,28 +234,48 @@ def main() -> int:
                 ("GET /instances/{id}", lambda n: ("GET", f"{API}/instances/{one}", {"headers": ADMIN})),
                 ("POST /instances", lambda n: ("POST", f"{API}/instances",
                                                {"json": booking(next(counter)), "headers": SERVICE})),
+                ("mixed: 3 reads : 1 booking", lambda n: (
+                    ("POST", f"{API}/instances", {"json": booking(next(counter)), "headers": SERVICE}) if n % 4 == 0
+                    else ("GET", f"{API}/instances?limit=50" if n % 4 == 1 else f"{API}/instances/{one}",
+                          {"headers": ADMIN}))),
             ]
-            rows = [asyncio.run(load(base, name, make, concurrency=args.concurrency, seconds=args.seconds,
-                                     max_requests=args.max_requests)) for name, make in operations]
+            rows, streams_open = asyncio.run(measure_with_streams(
+                base, args.sse, operations, concurrency=args.concurrency, seconds=args.seconds,
+                max_requests=args.max_requests))
         finally:
-            server.terminate()
+            stop(server)
+        bare_row: dict[str, Any] | None = None
+        if args.bare:
+            bare_port = free_port()
+            bare = start_bare(bare_port, args.workers)
             try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+                wait_ready(f"http://127.0.0.1:{bare_port}", bare)
+                bare_row = asyncio.run(load(f"http://127.0.0.1:{bare_port}", "bare FastAPI GET (saturation)",
+                                            lambda n: ("GET", "/bare", {}), concurrency=args.concurrency,
+                                            seconds=args.seconds, max_requests=args.max_requests))
+            finally:
+                stop(bare)
+    if bare_row is not None:
+        for row in rows:
+            row["rps_vs_bare"] = row["rps"] / bare_row["rps"] if bare_row["rps"] else float("nan")
+        bare_row["rps_vs_bare"] = 1.0
+        rows.append(bare_row)
     baseline = rows[0]
     for row in rows:
         row["p95_vs_baseline"] = row["p95_ms"] / baseline["p95_ms"] if baseline["p95_ms"] else float("nan")
-        row["target_p95_ms"] = None if row is baseline else (100 if row["operation"].startswith("POST") else 50)
-    table = Table(title=f"API at concurrency {args.concurrency} ({seed['requests']} bookings seeded)")
+        row["target_p95_ms"] = (None if row is baseline or row is bare_row else
+                                100 if row["operation"].startswith(("POST", "mixed")) else 50)
+    table = Table(title=f"API at concurrency {args.concurrency}, {args.workers} API process(es), "
+                        f"{streams_open}/{args.sse} SSE streams open ({seed['requests']} bookings seeded)")
     for column in ("operation", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms", "p95 / baseline",
-                   "target p95"):
+                   "req/s / bare", "target p95"):
         table.add_column(column, justify="left" if column == "operation" else "right")
     for row in rows:
         table.add_row(row["operation"], str(row["requests"]), str(row["errors"]), f"{row['rps']:.0f}",
                       f"{row['p50_ms']:.1f}", f"{row['p95_ms']:.1f}", f"{row['p99_ms']:.1f}",
-                      f"{row['p95_vs_baseline']:.2f}", "—" if row["target_p95_ms"] is None else
-                      f"< {row['target_p95_ms']}")
+                      f"{row['p95_vs_baseline']:.2f}",
+                      f"{row['rps_vs_bare']:.2f}" if "rps_vs_bare" in row else "—",
+                      "—" if row.get("target_p95_ms") is None else f"< {row['target_p95_ms']}")
     console.print(table)
     if args.json:
         print(json.dumps(rows, indent=2))

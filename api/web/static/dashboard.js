@@ -1,4 +1,4 @@
-// The dashboard: five panels, each loaded from the API, refreshed when an event that can
+// The dashboard: its panels, each loaded from the API, refreshed when an event that can
 // change it arrives on the live stream (batched; the refresh asks for min_position = the
 // event's position, so it never shows a read model older than the event that woke it).
 "use strict";
@@ -235,9 +235,31 @@
     replace("quotas", ...(items.length ? items.map(quota) : [el("li", { class: "muted" }, "no quota applies")]));
   }
 
+  // -- read models: lag, parked events (an admin retries or skips them), rebuild progress --
+  async function loadReadModels() {
+    const response = await fetch("/readyz", { headers: { Accept: "application/json" } });
+    const body = await response.json();
+    const rows = Object.values((body.checks || {}).projections || {});
+    const problems = rows.filter((r) => !r.ok || r.parked || r.rebuild);
+    const item = (r) => {
+      const parts = [];
+      if (r.parked) parts.push(`${r.parked} parked event(s): see /api/v1/projections/parked`);
+      if (r.rebuild) {
+        const done = r.rebuild.head ? Math.floor((100 * r.rebuild.position) / r.rebuild.head) : 100;
+        parts.push(`rebuilding ${done} % · ${number(r.rebuild.events_per_s, 0)} events/s` +
+          (r.rebuild.eta_seconds != null ? ` · ${number(r.rebuild.eta_seconds, 0)} s left` : ""));
+      }
+      if (r.lag) parts.push(`${r.lag} events behind`);
+      return el("li", { class: r.ok ? "" : "error", dataset: { readmodel: r.name } }, el("b", {}, r.name || "read models"),
+        ` · ${parts.join(" · ") || (r.problems || [r.error || "not ready"]).join(", ")}`);
+    };
+    replace("readmodels", ...(problems.length ? problems.map(item)
+      : [el("li", { class: "muted" }, `all ${rows.length} read models current`)]));
+  }
+
   // -- live: which panels an event can change ---------------------------------------
   const panels = { cost: loadCost, fleet: loadFleet, reservations: loadReservations, instances: loadInstances,
-    decisions: loadDecisions, hygiene: loadHygiene };
+    decisions: loadDecisions, hygiene: loadHygiene, readmodels: loadReadModels };
   const dirty = new Set();
 
   function affected(event) {
@@ -299,6 +321,8 @@
     document.body.dataset.loaded = "true";
     // Cost and the "now" of the bars move with the clock even without events.
     setInterval(() => { for (const n of ["cost", "fleet", "reservations"]) dirty.add(n); flush(); }, 60000);
+    // Lag and rebuild progress move without an event the page would see: every 5 s.
+    setInterval(() => { dirty.add("readmodels"); flush(); }, 5000);
     LRM.follow(session.head, (event) => {
       const position = Number(event.id);
       if (position > seen) seen = position;
