@@ -196,8 +196,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.events = min(args.events, 100_000)
-    if args.tiny:
-        args.events, args.workers = min(args.events, 3_000), 20
+    if args.tiny:  # the CI smoke: no process pool to start
+        args.events, args.workers, args.processes = min(args.events, 3_000), 20, 1
     with tempfile.TemporaryDirectory(prefix="lrm-bench-projections-") as tmp:
         events_path = Path(tmp) / "events.sqlite3"
         store = open_event_store("sqlite", sqlite_path=events_path)
