@@ -214,7 +214,7 @@ def skip_parked(name: str, position: int) -> None:
 
 def _resolve_parked(name: str, position: int, *, retry: bool) -> None:
     from api.container import Container
-    from projections.runner import ParkedRetryFailed
+    from projections.resolving import ParkedRetryFailed
 
     container = Container(Settings())
     try:

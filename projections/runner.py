@@ -13,50 +13,22 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from projections.applying import BatchApplier, Behind
 from projections.backoff import Backoff
 from projections.daemon import DaemonThread
 from projections.events import StoredEvent
-from projections.batch import DocumentBatch
-from projections.parking import (
-    PARKED,
-    PARKED_STATUS,
-    RETRIED_STATUS,
-    SKIPPED_STATUS,
-    ParkedEvent,
-    get_parked,
-    mark,
-)
+from projections.parking import PARKED, ParkedEvent
 from projections.ports import EventFeed
 from projections.projection import Projection
 from projections.readmodel import ReadModelStore
+from projections.rebuild_progress import RebuildProgress
+from projections.resolving import retry_parked, skip_parked
 from projections.targets import SHADOW_SUFFIX, Target
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
-
-
-class ParkedRetryFailed(Exception):
-    """A retried parked event failed again (it stays parked)."""
-
-
-@dataclass
-class RebuildProgress:
-    """A shadow rebuild under way: where it started and how fast it goes."""
-
-    started_at: float
-    started_position: int
-    position: int = 0
-
-    def report(self, head: int) -> dict[str, float | int | None]:
-        elapsed = max(time.monotonic() - self.started_at, 1e-6)
-        rate = (self.position - self.started_position) / elapsed
-        remaining = max(0, head - self.position)
-        return {"position": self.position, "head": head, "remaining": remaining,
-                "events_per_s": round(rate, 1), "eta_seconds": round(remaining / rate, 1) if rate > 0 else None}
 
 
 class ProjectionRunner:
@@ -271,43 +243,15 @@ class ProjectionRunner:
         for projection in requested:
             self._begin_shadow(Target.shadow_of(projection))
 
-    # -- parked events (the admin's retry / skip) -----------------------------------------
+    # -- parked events (the admin's retry / skip: projections/resolving.py) -----------------
     def retry_parked(self, name: str, position: int) -> ParkedEvent:
-        """Apply a parked event now (e.g. after a fix), out of order; marked ``retried``.
-
-        Raises ``KeyError`` when nothing is parked there, ``ParkedRetryFailed`` when the
-        event fails again (it stays parked, with the new error).
-        """
-        parked = self._parked(name, position)
-        target = self._target_named(name)
+        """Apply a parked event now (after a fix); ``ParkedRetryFailed`` if it fails again."""
         self.applier.forget_carried()  # written out of band: a rebuild's kept documents are stale
-        found = self.events.read_all(after=position - 1, limit=1)
-        if not found or found[0].position != position:
-            raise KeyError(f"event at position {position} is not in the log")
-        try:
-            with self.store.transaction() as tx:
-                docs = DocumentBatch(tx, target.rename)
-                target.projection.handle(found[0], docs)
-                docs.flush()
-                mark(tx, parked, RETRIED_STATUS)
-        except Exception as error:  # noqa: BLE001 - reported to the admin, still parked
-            with self.store.transaction() as tx:
-                mark(tx, parked, PARKED_STATUS, error=f"{type(error).__name__}: {error}")
-            raise ParkedRetryFailed(f"{name}@{position}: {type(error).__name__}: {error}") from error
-        return get_parked(self.store, name, position) or parked
+        return retry_parked(self.events, self.store, self._target_named(name), position)
 
     def skip_parked(self, name: str, position: int) -> ParkedEvent:
         """Give up on a parked event: it stays recorded (``skipped``), no longer holds readiness."""
-        parked = self._parked(name, position)
-        with self.store.transaction() as tx:
-            mark(tx, parked, SKIPPED_STATUS)
-        return get_parked(self.store, name, position) or parked
-
-    def _parked(self, name: str, position: int) -> ParkedEvent:
-        parked = get_parked(self.store, name, position)
-        if parked is None or parked.status != PARKED_STATUS:
-            raise KeyError(f"no event parked for {name} at position {position}")
-        return parked
+        return skip_parked(self.store, name, position)
 
     def _target_named(self, name: str) -> Target:
         if name.endswith(SHADOW_SUFFIX):
@@ -343,7 +287,7 @@ class ProjectionRunner:
             try:
                 self._apply(batch, after, targets)
             except Behind:
-                self._resync(targets)
+                self._resync()
                 after = min(self._positions.get(t.name, 0) for t in targets)
                 continue
             after = batch[-1].position or after
@@ -372,7 +316,7 @@ class ProjectionRunner:
                             raise Behind("promoted")  # the promoted model follows from its checkpoint
                         attempt = 0
             except Behind:
-                self._resync(self._live + self._shadows)
+                self._resync()
                 continue
             except Exception as error:  # noqa: BLE001 - an outage: retried forever, never skipped
                 attempt += 1
@@ -436,9 +380,8 @@ class ProjectionRunner:
                     if progress is not None:
                         progress.position = position
 
-    def _resync(self, targets: Sequence[Target]) -> None:
+    def _resync(self) -> None:
         """A checkpoint moved under us (reset, rebuilt or promoted elsewhere): decide again."""
-        del targets
         self.prepare()
 
     def _set_positions(self, positions: dict[str, int]) -> None:

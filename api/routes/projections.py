@@ -16,7 +16,7 @@ from api.deps import get_container
 from api.problems import ApiProblem
 from api.schemas.instances import problems
 from projections.parking import PARKED_STATUS, list_parked
-from projections.runner import ParkedRetryFailed
+from projections.resolving import ParkedRetryFailed
 
 router = APIRouter(prefix="/projections", tags=["projections"])
 

@@ -20,7 +20,7 @@ from typing import Any
 from domain.instance import LabletInstance
 from projections.events import StoredEvent
 from projections.projection import Projection
-from projections.readmodel import Document, Page, ReadModelStore, ReadModelTx, Table, decode_cursor
+from projections.readmodel import Page, ReadModelStore, ReadModelTx, Table, decode_cursor
 from projections.readmodels.instances import iso
 
 TIMELINE = Table("instance_timeline", {"instance_id": str, "position": int})
