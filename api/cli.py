@@ -76,7 +76,8 @@ def _serve_workers(settings: Settings, roles: frozenset[str], count: int) -> Non
     others = roles - {"api"}
     child = None
     if others:
-        child_env = {**os.environ, "LRM_SEED": "true", "LRM_WORKERS": "1"}
+        # The child seeds the demo and prints the banner: it must name the API's port, not its own.
+        child_env = {**os.environ, "LRM_SEED": "true", "LRM_WORKERS": "1", "LRM_PUBLIC_PORT": str(settings.port)}
         child = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--role", describe(others),
                                   "--host", settings.host, "--port", str(settings.port + 1)], env=child_env)
     else:  # api only: seed once here, not in every worker

@@ -100,4 +100,5 @@ def start_banner(container: Container) -> str:
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     where = (f"{container.tokens_path} (the \"admin\" entry)" if container.tokens_path is not None
              else "LRM_TOKENS (the admin:<token> entry)")
-    return f"Dashboard: http://{host}:{settings.port}/ — sign in with the admin token from {where}"
+    port = settings.port if settings.public_port is None else settings.public_port
+    return f"Dashboard: http://{host}:{port}/ — sign in with the admin token from {where}"

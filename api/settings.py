@@ -86,6 +86,9 @@ class Settings(BaseSettings):
                           "checkpoints another process (role projections) keeps")
     seed: bool | None = Field(None, description="seed worker templates (and the demo) at start; default: "
                                                 "in processes with the api role")
+    public_port: int | None = Field(None, ge=0, le=65535,
+                                    description="the port the dashboard is served on when it differs from "
+                                                "port (the projections process of lablet serve --workers N)")
     # Artifact store (lab YAML, evidence): a directory under data_dir, or S3 (other LRM_S3_* too).
     artifacts: Literal["local", "s3"] = "local"
     s3_bucket: str = ""

@@ -61,6 +61,12 @@ def test_the_banner_says_where_the_dashboard_and_the_admin_token_are(tmp_path: P
         banner = start_banner(generated)
         assert "http://127.0.0.1:8123/" in banner and str(tmp_path / "tokens.json") in banner
         assert "LRM_TOKENS" in start_banner(given)
+        behind = Container(Settings(data_dir=tmp_path / "behind", store="sqlite", tokens="", port=8124,
+                                    public_port=8123), clock=VirtualClock(NOW))
+        try:  # the projections process of `lablet serve --workers N` names the API's port
+            assert "http://127.0.0.1:8123/" in start_banner(behind)
+        finally:
+            behind.close()
     finally:
         generated.close()
         given.close()
