@@ -138,7 +138,11 @@ class QuotaService:
             if limits is None:
                 continue
             usage = load_or_none(workspace, QuotaUsage.stream_id_for(subject), QuotaUsage)
-            current = self._effective(workspace, usage, day_of(at)) if usage else []
+            if usage is not None:
+                current = self._effective(workspace, usage, day_of(at))
+            else:  # nothing counted yet: the live bookings the first counted one will be checked against
+                current = [Booking(instance_id, start, end) for instance_id, start, end
+                           in self.existing(subject, policy.members.get(subject, [])) if end > day_of(at)]
             now_labs = sum(1 for b in current if b.start <= at < b.end)
             today = hours_on(current, day_of(at))
             found.append({

@@ -88,6 +88,20 @@ def test_lab_hours_per_day_and_the_owners_view(app: Client) -> None:
     assert client.get(f"{API}/quotas/me", headers={"Authorization": "Bearer usr2"}).json()["items"] == []
 
 
+def test_the_view_of_a_quota_set_on_a_busy_owner_counts_what_it_already_has(app: Client) -> None:
+    client, container = app
+    request_instance(client, "user", timeslot_start=at(1), duration_minutes=60)  # before any quota
+    set_quota(client, "owners", "alice", max_concurrent_labs=1, max_lab_hours_per_day=1.5)
+    mine = client.get(f"{API}/quotas/me", headers=AUTH["user"]).json()["items"]
+    assert mine[0]["lab_hours_today"] == 1.0 and mine[0]["remaining"]["lab_hours_today"] == 0.5
+    one = client.get(f"{API}/quotas/owners/alice", headers=ADMIN).json()
+    assert one["lab_hours_today"] == 1.0
+    refused = client.post(f"{API}/instances", json={"definition": "ccna-basic-routing", "timeslot_start": at(3),
+                                                    "duration_minutes": 60}, headers=AUTH["user"])
+    assert_problem(refused, 409)  # what the view said remains is what the check finds
+    assert refused.json()["remaining"]["lab_hours"] == 0.5
+
+
 def test_a_group_quota_counts_every_member(app: Client) -> None:
     client, container = app
     set_quota(client, "groups", "ccna-autumn", max_concurrent_labs=1, members=["alice", "bob"])
