@@ -83,7 +83,12 @@ class TokenRegistry:
 
 
 def generate_tokens(path: Path) -> dict[str, dict[str, str]]:
-    """One token per role, written once to ``path`` (0600) and reused on the next start."""
+    """One token per role, written once to ``path`` (0600) and reused on the next start.
+
+    ``lablet serve --workers N`` starts several processes on one data directory at once: the
+    file is written whole beside ``path`` and linked into place (atomic, and refused when
+    another process got there first, whose tokens are then used), so no process reads a
+    half-written file or keeps tokens the file does not hold."""
     if path.exists():
         return json.loads(path.read_text())
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,9 +96,16 @@ def generate_tokens(path: Path) -> dict[str, dict[str, str]]:
         role.value: {"token": f"lrm_{role.value}_{secrets.token_urlsafe(24)}", "subject": role.value}
         for role in Role
     }
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(tokens, handle, indent=2)
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(tokens, handle, indent=2)
+        os.link(draft, path)
+    except FileExistsError:
+        return json.loads(path.read_text())
+    finally:
+        draft.unlink(missing_ok=True)
     return tokens
 
 

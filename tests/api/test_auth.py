@@ -37,3 +37,14 @@ def test_generated_tokens_are_private_and_stable(tmp_path: Path) -> None:
     registry, written = registry_from_settings("", tmp_path)
     assert written == path
     assert registry.verify(first["service"]["token"]).role is Role.SERVICE
+
+
+def test_a_process_that_loses_the_race_to_write_the_tokens_uses_the_winners(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """lablet serve --workers N: every process generates at once on a fresh data directory."""
+    path = tmp_path / "tokens.json"
+    winner = generate_tokens(path)
+    # the loser looked before the winner's file was there
+    monkeypatch.setattr(Path, "exists", lambda self: False if self == path else Path.is_file(self))
+    assert generate_tokens(path) == winner
+    assert [p.name for p in tmp_path.iterdir()] == ["tokens.json"]  # no draft left behind
