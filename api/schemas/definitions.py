@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from api.schemas.checked import CheckedIn
-
 from domain.naming import MAX_NAME_LENGTH, NAME_PATTERN
 from domain.worker_template import LicenseType
 

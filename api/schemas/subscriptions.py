@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from api.schemas.checked import CheckedIn
-
 from domain.naming import MAX_NAME_LENGTH
 from domain.subscription import MAX_AUTH_TOKEN, MAX_FILTERS, MAX_ROTATION_OVERLAP
 

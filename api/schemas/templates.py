@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
 from api.schemas.checked import CheckedIn
-
 from domain.naming import MAX_NAME_LENGTH, NAME_PATTERN
 from domain.worker_template import PORT_RANGE_MAX, PORT_RANGE_MIN, LicenseType
 
@@ -46,7 +45,9 @@ class WorkerTemplateIn(Strict):
     hourly_cost: float = Field(ge=0, le=1e6)
     drain_timeout_hours: float = Field(4, gt=0, le=24 * 30)
     nested_virt: bool = True
-    tags: dict[str, str] = Field(default_factory=dict, max_length=100)
+    # EC2's own tag bounds: keys 1-128 characters, values up to 256.
+    tags: dict[Annotated[str, Field(min_length=1, max_length=128)], Annotated[str, Field(max_length=256)]] = Field(
+        default_factory=dict, max_length=100)
 
     def spec_fields(self, name: str) -> dict[str, Any]:
         data = self.model_dump(mode="json")

@@ -8,7 +8,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.checked import CheckedIn
-
 from domain.naming import MAX_NAME_LENGTH, NAME_PATTERN
 
 

@@ -78,6 +78,14 @@ def test_a_nul_in_a_class_seat_or_a_quota_member_is_refused(app: Client) -> None
     refused(app, "PUT", f"{API}/quotas/group/g-1", 422, "members", json={"members": ["a\u0000"]})
 
 
+def test_template_tags_are_bounded_like_ec2_tags(app: Client) -> None:
+    from tests.api.test_templates_support import template_body
+
+    refused(app, "PUT", f"{API}/worker-templates/tagged", 422, "tags", json=template_body(tags={"k" * 129: "v"}))
+    refused(app, "PUT", f"{API}/worker-templates/tagged", 422, "tags", json=template_body(tags={"k": "v" * 257}))
+    refused(app, "PUT", f"{API}/worker-templates/tagged", 422, "tags", json=template_body(tags={"k\u0000": "v"}))
+
+
 def test_a_nul_in_a_path_parameter_is_refused_not_a_500(app: Client) -> None:
     refused(app, "GET", f"{API}/instances/LabletInstance-%00", 422, "path")
     refused(app, "GET", f"{API}/worker-templates/x%00", 422, "path")
