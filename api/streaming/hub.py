@@ -22,9 +22,12 @@ from typing import Any
 
 import anyio
 
+from api.logging import log
+
 POLL_SECONDS = 0.1  # how soon a new event reaches the streams
 BATCH = 500
 QUEUE_SIZE = 1000  # events a slow stream may fall behind before it is dropped
+ERROR_BACKOFF_SECONDS = 1.0  # after a failed read of the log, before the next try
 
 
 def release_freed_memory() -> None:
@@ -109,7 +112,13 @@ class EventHub:
     async def _poll(self) -> None:
         while self._subscribers:
             after = self._position
-            batch = await anyio.to_thread.run_sync(lambda: [self._render(e) for e in self._read_all(after, BATCH)])
+            try:
+                batch = await anyio.to_thread.run_sync(
+                    lambda: [self._render(e) for e in self._read_all(after, BATCH)])
+            except Exception:  # noqa: BLE001 - a store outage must not end every stream's feed for good
+                log.exception("sse_hub_read_failed", after=after)
+                await asyncio.sleep(ERROR_BACKOFF_SECONDS)
+                continue
             for item in batch:
                 self._position = max(self._position, item.position)
                 for subscriber in list(self._subscribers):

@@ -127,3 +127,25 @@ def test_caps_count_per_caller_and_in_all_and_forget_a_caller_with_its_last_stre
     for lease in (a1, a2, b1, b1):  # releasing twice is harmless
         lease.release()
     assert (caps.open, caps.callers()) == (0, 0)
+
+
+def test_the_hub_keeps_polling_after_a_failed_read_of_the_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    from api.streaming import hub as hub_module
+
+    monkeypatch.setattr(hub_module, "ERROR_BACKOFF_SECONDS", 0.01)
+    reads: list[int] = []
+
+    def read_all(after: int, limit: int) -> list[int]:
+        reads.append(after)
+        if len(reads) == 1:
+            raise OSError("the store is down for a moment")
+        return [after + 1] if after < 3 else []
+
+    async def scenario() -> list[int]:
+        events = hub_module.EventHub(read_all, lambda: 0, lambda p: Rendered(p, "E", "{}"), poll_seconds=0.01)
+        subscriber = await events.subscribe()
+        got = [(await asyncio.wait_for(subscriber.queue.get(), 10)).position for _ in range(3)]
+        events.unsubscribe(subscriber)
+        return got
+
+    assert asyncio.run(scenario()) == [1, 2, 3]
