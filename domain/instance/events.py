@@ -118,6 +118,21 @@ class InstanceEvents(LrmAggregate):
             aggregate.placement_decision_id = None
             aggregate._enter(S.PENDING, self.timestamp)
 
+    class InstanceMoved(LrmAggregate.Event):
+        """Consolidation moved the booking, not yet instantiating, to another worker: same
+        window, ports allocated again there (SPEC §5). Still SCHEDULED."""
+
+        worker_id: str
+        previous_worker_id: str
+        allocated_ports: dict[str, int]
+        previous_ports: dict[str, int]
+        reason: str
+        decision_id: str | None
+
+        def apply(self, aggregate: LabletInstance) -> None:
+            aggregate.worker_id = self.worker_id
+            aggregate.allocated_ports = dict(self.allocated_ports)
+
     class InstanceHoldExtended(LrmAggregate.Event):
         worker_id: str
         previous_hold_end: datetime

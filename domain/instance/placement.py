@@ -67,6 +67,29 @@ class PlacementCommands(_Instance):
             hold_start=hold_start, hold_end=hold_end, decision_id=decision_id,
         )
 
+    def move(
+        self, worker_id: str, ports: Mapping[str, int], reason: str, decision_id: str | None, ctx: CommandContext
+    ) -> None:
+        """Consolidation: the same booked window on another worker, with the ports it gave.
+
+        Only a SCHEDULED instance moves, and never once its instantiation time (``hold_start``,
+        the start of the instantiation lead) has come: a lab being built never moves.
+        """
+        if self.state is not S.SCHEDULED:
+            raise IllegalTransition("LabletInstance", self.state.value, "be moved to another worker")
+        if self.hold_start is not None and ctx.at >= self.hold_start:
+            raise IllegalTransition("LabletInstance", self.state.value,
+                                    "be moved inside its instantiation lead")
+        if not isinstance(worker_id, str) or not worker_id or worker_id == self.worker_id:
+            raise InvalidInput("worker_id", "must name another worker")
+        ports = dict(ports)
+        missing = sorted(set(self.requirements.port_names) - set(ports))
+        if missing:
+            raise InvalidInput("ports", f"no port allocated for {', '.join(missing)}")
+        self._record(self.InstanceMoved, ctx, worker_id=worker_id, previous_worker_id=self.worker_id,
+                     allocated_ports=ports, previous_ports=dict(self.allocated_ports), reason=str(reason),
+                     decision_id=decision_id)
+
     def unschedule(self, reason: str, ctx: CommandContext) -> None:
         """Back to the queue (worker lost, or a live lab needs the slot): re-placed later."""
         self._require(S.PENDING, "be requeued")

@@ -97,6 +97,23 @@ class ForceTerminateLeftovers(ScalingAction):
 
 
 @dataclass(frozen=True)
+class MoveReservation(ScalingAction):
+    """Consolidation: move a booking that has not started instantiating to another worker.
+
+    The booked window stays; the ports are allocated again on the new worker. ``saves_hours``
+    is the worker-hours the whole move set of this reason saves in the plan that made it.
+    """
+
+    kind: ClassVar[str] = "MoveReservation"
+    instance_id: str
+    from_worker_id: str
+    to_worker_id: str
+    hold_start: datetime | None = None
+    saves_hours: float = 0.0
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class NoAction(ScalingAction):
     kind: ClassVar[str] = "NoAction"
     reason: str = ""
@@ -159,4 +176,5 @@ class PlannedCapacity:
 
 
 SCALE_UP_ACTIONS = (RestartWorker, LaunchWorker, CancelDrain)
+CONSOLIDATION_ACTIONS = (MoveReservation,)
 SCALE_DOWN_ACTIONS = (StartDraining, StopWorker, TerminateWorker, ForceTerminateLeftovers)

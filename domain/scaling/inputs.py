@@ -190,7 +190,8 @@ class DemandItem:
     ``queued`` is True for a PENDING (unplaced) instance; False for one already booked on
     a worker (its reservation is in that worker's ledger; it is listed here so the
     summary and the baselines see the whole demand). ``timeslot_start`` is None for ASAP.
-    ``license_affinity`` empty means any licence.
+    ``license_affinity`` empty means any licence. ``movable``: a booked instance whose lab
+    has not started instantiating (SCHEDULED): consolidation may move its reservation.
     """
 
     instance_id: str
@@ -202,6 +203,7 @@ class DemandItem:
     timeslot_start: datetime | None
     queued: bool = True
     nested_virt: bool = False
+    movable: bool = False  # booked and not yet instantiating: consolidation may move it
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "license_affinity", tuple(sorted(str(a) for a in self.license_affinity)))
@@ -233,6 +235,7 @@ class DemandItem:
             "timeslot_start": self.timeslot_start.isoformat() if self.timeslot_start else None,
             "queued": self.queued,
             "nested_virt": self.nested_virt,
+            "movable": self.movable,
         }
 
     @classmethod
@@ -248,6 +251,7 @@ class DemandItem:
             timeslot_start=datetime.fromisoformat(timeslot) if timeslot else None,
             queued=bool(data.get("queued", True)),
             nested_virt=bool(data.get("nested_virt", False)),
+            movable=bool(data.get("movable", False)),
         )
 
 

@@ -31,6 +31,16 @@ class Timeline:
         self.instance_ids.append(instance_id)
         self._cache.clear()
 
+    def remove(self, instance_id: str) -> None:
+        """Take an instance's span out (consolidation moves it elsewhere)."""
+        index = self.instance_ids.index(instance_id)
+        del self._spans[index]
+        del self.instance_ids[index]
+        self._cache.clear()
+
+    def spans(self) -> list[tuple[float, float]]:
+        return [(s, e) for s, e, _ in self._spans]
+
     def peak(self, start: float, end: float) -> Usage:
         """Highest use per field over ``[start, end)`` (maxima may be at different instants)."""
         key = (start, end)

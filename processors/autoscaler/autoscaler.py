@@ -25,18 +25,19 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
 from domain.context import CommandContext
-from domain.errors import ConcurrencyConflict, DomainError, NotFound
+from domain.errors import ConcurrencyConflict, Conflict, DomainError, NotFound
 from domain.instance import InstanceState, LabletInstance
 from domain.scaling import (
     CancelDrain,
     ForceTerminateLeftovers,
     LaunchWorker,
+    MoveReservation,
     RestartWorker,
     ScalingAction,
     ScalingPlan,
@@ -73,6 +74,9 @@ class AutoscalerSettings:
     max_conflicts: int = 8
     # Every this many plans the incremental snapshot is compared with one built afresh.
     full_check_every: int = 100
+    # Consolidation runs in at most one plan per interval (it is the costly part of a plan,
+    # and bookings rarely change enough in between to move anything again).
+    consolidation_interval: timedelta = timedelta(minutes=10)
 
 
 @dataclass
@@ -99,6 +103,7 @@ class Autoscaler:
         self.view = self._new_view(())
         self.plans = 0
         self.view_mismatches = 0  # full checks that found the incremental snapshot wrong
+        self._consolidated_at: datetime | None = None
 
     # -- the loop body -------------------------------------------------------------------
     def tick(self, *, force: bool = False) -> Decision | None:
@@ -108,9 +113,10 @@ class Autoscaler:
         changed, self._changed = self._changed, False
         if not (force or changed or self.next_at is None or now >= self.next_at):
             return None
+        scaling = self._scaling_for(now)
         for _attempt in range(self.settings.max_conflicts):
             snapshot = self.snapshot(now)
-            result = plan(now, snapshot.fleet, snapshot.templates, snapshot.demand, self.settings.scaling,
+            result = plan(now, snapshot.fleet, snapshot.templates, snapshot.demand, scaling,
                           policy=self.settings.policy)
             try:
                 decision = self._record(result, now)
@@ -130,6 +136,17 @@ class Autoscaler:
         if decision.decision_id is not None:
             self._execute(decision, now)
         return decision
+
+    def _scaling_for(self, now: datetime) -> ScalingSettings:
+        """The plan's settings: consolidation only when its interval has passed (the
+        settings are recorded with the decision, so a replay plans the same)."""
+        scaling = self.settings.scaling
+        if not scaling.consolidate:
+            return scaling
+        if self._consolidated_at is not None and now - self._consolidated_at < self.settings.consolidation_interval:
+            return replace(scaling, consolidate=False)
+        self._consolidated_at = now
+        return scaling
 
     def _catch_up(self) -> None:
         """Read new events; remember whether any could change the next plan (not our own audit)."""
@@ -241,6 +258,8 @@ class Autoscaler:
             return self._on_worker(action.worker_id, lambda w: w.terminate("scale_down", ctx))
         if isinstance(action, ForceTerminateLeftovers):
             return lambda: self._terminate_leftovers(action, ctx)
+        if isinstance(action, MoveReservation):
+            return lambda: self._move(action, ctx)
         return None  # LaunchWorker (saved with the decision), NoAction
 
     def _on_worker(self, worker_id: str, command: Callable[[Worker], None]) -> Callable[[], None]:
@@ -253,6 +272,30 @@ class Autoscaler:
             retry_on_conflict(attempt)
 
         return run
+
+    def _move(self, action: MoveReservation, ctx: CommandContext) -> None:
+        """Consolidation: release the hold on one worker, reserve the same window (ports
+        allocated again) on the other and record ``InstanceMoved``, in one atomic save, so a
+        racing scheduler or controller conflicts instead of seeing half a move. Refused
+        (recorded as rejected) when the lab has started instantiating or no longer fits."""
+
+        def attempt() -> None:
+            instance = self.store.get(action.instance_id)
+            source = self.store.get(action.from_worker_id)
+            target = self.store.get(action.to_worker_id)
+            if not isinstance(instance, LabletInstance) or instance.worker_id != action.from_worker_id:
+                raise Conflict(f"instance {action.instance_id} is no longer on worker {action.from_worker_id}")
+            held = source.ledger.get(action.instance_id)
+            if held is None:
+                raise Conflict(f"worker {action.from_worker_id} holds nothing for {action.instance_id}")
+            affinity = instance.requirements.license_affinity or None
+            ports = target.reserve(action.instance_id, held.resources, held.nodes, list(held.ports),
+                                   held.hold_start, held.hold_end, ctx, license_affinity=affinity)
+            instance.move(action.to_worker_id, ports, action.reason, ctx.causation_id, ctx)
+            source.release(action.instance_id, ctx, reason="consolidation")
+            self.store.save(instance, source, target)
+
+        retry_on_conflict(attempt)
 
     def _terminate_leftovers(self, action: ForceTerminateLeftovers, ctx: CommandContext) -> None:
         """An admin's drain timed out: each lab still on the worker is terminated

@@ -110,4 +110,5 @@ def _demand_item(
         timeslot_start=instance.timeslot_start,  # a past slot needs capacity at hold_start (now)
         queued=queued,
         nested_virt=requirements.nested_virt,
+        movable=instance.state is S.SCHEDULED,
     )

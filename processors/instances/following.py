@@ -20,6 +20,7 @@ SCAN_EVENTS = (
     LabletInstance.InstanceRequested,
     LabletInstance.InstanceScheduled,
     LabletInstance.InstanceRequeued,
+    LabletInstance.InstanceMoved,
     LabletInstance.InstanceArchived,
     LabletInstance.InstanceTerminated,
 )
@@ -76,6 +77,8 @@ class LogFollowing(_Controller):
             if instance_id not in self._finished:
                 self._live.setdefault(instance_id, None)
         elif isinstance(event, LabletInstance.InstanceScheduled):
+            self._placed[instance_id] = event.worker_id
+        elif isinstance(event, LabletInstance.InstanceMoved):
             self._placed[instance_id] = event.worker_id
         elif isinstance(event, LabletInstance.InstanceRequeued):
             self._placed.pop(instance_id, None)

@@ -184,6 +184,8 @@ class InstancesProjection(Projection):
             doc.update(worker_id=event.worker_id, allocated_ports=dict(event.allocated_ports),
                        hold_start=iso(event.hold_start), hold_end=iso(event.hold_end),
                        placement_decision_id=event.decision_id)
+        elif isinstance(event, I.InstanceMoved):
+            doc.update(worker_id=event.worker_id, allocated_ports=dict(event.allocated_ports))
         elif isinstance(event, I.InstanceRequeued):
             doc.update(worker_id=None, allocated_ports={}, hold_start=None, hold_end=None,
                        placement_decision_id=None)

@@ -66,6 +66,8 @@ class SchedulingProjection(Projection):
             })
             doc["last_failure"] = None if placed else event.summary
             doc["last_decision_position"] = stored.position
+        if isinstance(event, I.InstanceMoved):
+            doc["worker_id"] = event.worker_id
         state = STATE_AFTER.get(type(event))
         if state is not None:
             doc["state"] = state.value

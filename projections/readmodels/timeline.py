@@ -118,6 +118,10 @@ SENTENCES: dict[str, Describe] = {
     "InstanceRequeued": lambda r, d: (
         f"Back in the queue ({d.get('reason')}), left worker {d.get('previous_worker_id')}"
     ),
+    "InstanceMoved": lambda r, d: (
+        f"Moved from worker {d.get('previous_worker_id')} to {d.get('worker_id')} before instantiation, "
+        f"same window, ports {_ports(d.get('allocated_ports'))}: {d.get('reason')}"
+    ),
     "InstanceHoldExtended": lambda r, d: f"Hold extended from {d.get('previous_hold_end')} to {d.get('hold_end')}",
     "InstanceExtended": lambda r, d: (
         f"Extended by {d.get('minutes')} min: now ends {d.get('timeslot_end')} (was {d.get('previous_timeslot_end')})"

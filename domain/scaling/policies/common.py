@@ -11,6 +11,7 @@ from domain.scaling.actions import (
     DeferredLaunch,
     ForceTerminateLeftovers,
     LaunchWorker,
+    MoveReservation,
     NoAction,
     PlannedCapacity,
     RestartWorker,
@@ -23,7 +24,9 @@ from domain.scaling.demand import capacity_by_state, demand_summary
 from domain.scaling.inputs import DemandItem, FleetWorker, ScalingSettings, TemplateOffer, WorkerState
 from domain.scaling.plan import ScalingPlan
 
+# Moves first: the workers they empty are stopped by the same plan, after them.
 _RANK = {
+    MoveReservation: -1,
     CancelDrain: 0,
     RestartWorker: 1,
     LaunchWorker: 2,
@@ -36,6 +39,8 @@ _RANK = {
 
 
 def _sort_key(action: ScalingAction) -> tuple[Any, ...]:
+    if isinstance(action, MoveReservation):  # in the order the consolidation chose them
+        return (_RANK[MoveReservation], "", "")
     return (_RANK[type(action)], getattr(action, "worker_id", ""), getattr(action, "template", ""))
 
 

@@ -3,8 +3,10 @@
 Scale up so capacity is ready by ``timeslot_start - instantiation_lead`` for every queued
 instance within the horizon and every booking on a stopped worker, sized by packing the
 whole demand at once; launches and restarts are made as late as boot time plus
-``scale_up_margin`` allows (earlier ones are listed as ``deferred``). Scale down by the
-grace-period rules of ``scale_down``.
+``scale_up_margin`` (and the lead for one replacement boot) allows (earlier ones are listed
+as ``deferred``). Consolidation first moves bookings that have not started instantiating
+off workers they alone keep up (``consolidation``); the rest of the plan sees the fleet
+after those moves. Scale down by the rules of ``scale_down`` (never a lab cut short).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from domain.scaling.actions import ScalingAction
+from domain.scaling.consolidation import consolidate
 from domain.scaling.demand import split_queued
 from domain.scaling.inputs import DemandItem, FleetWorker, ScalingSettings, TemplateOffer
 from domain.scaling.plan import ScalingPlan
@@ -28,6 +32,10 @@ def plan_default(
     settings: ScalingSettings,
 ) -> ScalingPlan:
     queued, _beyond = split_queued(now, demand, settings)
+    moves: list[ScalingAction] = []
+    if settings.consolidate:
+        consolidation = consolidate(now, fleet, templates, demand, settings)
+        moves, fleet = list(consolidation.moves), consolidation.fleet
     up = plan_scale_up(now, fleet, templates, queued, settings, defer=True)
     down = plan_scale_down(now, fleet, templates, settings, relied_on=up.relied_on)
     return assemble(
@@ -37,7 +45,7 @@ def plan_default(
         templates=templates,
         demand=demand,
         settings=settings,
-        actions=up.actions + down,
+        actions=moves + up.actions + down,
         deferred=up.deferred,
         unplaceable=up.unplaceable,
         late_minutes=up.late_minutes,
