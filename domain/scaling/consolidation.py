@@ -80,6 +80,7 @@ class _Host:
     hourly_cost: float
     received: bool = False
     emptied: bool = False
+    gave: bool = False  # gave bookings away in a re-pack
 
     @property
     def limits(self) -> Usage:
@@ -174,7 +175,7 @@ def consolidate(
             ))
     if not moves:
         return Consolidation([], list(fleet), 0.0)
-    changed = {h.worker.worker_id: h for h in hosts if h.received or h.emptied}
+    changed = {h.worker.worker_id: h for h in hosts if h.received or h.emptied or h.gave}
     new_fleet = [
         replace(w, reservations=tuple(changed[w.worker_id].held.values())) if w.worker_id in changed else w
         for w in fleet
@@ -261,8 +262,9 @@ def _repack(
     money_after = sum(h.hourly_cost * now_cost[k] for k, (h, _) in before.items())
     saving = before_h - after_h
     if moved and saving >= needed(len(moved)) and money_after <= money_before + 1e-9:
-        for _, _, target in moved:
+        for _, origin, target in moved:
             target.received = True
+            origin.gave = True
         return moved, saving
     for r, origin, target in placed:  # undo: everything back where it was
         target.timeline.remove(r.instance_id)
