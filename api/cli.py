@@ -165,15 +165,15 @@ def rebuild(
 
 @projections_cli.command("list")
 def list_projections() -> None:
-    """Show each projection with its checkpoint, lag, parked events and rebuild progress."""
+    """Show each projection with its stored checkpoint, lag, parked events and problems."""
     from api.container import Container
 
-    container = Container(Settings())
+    # What the stored checkpoints say (a runner of this process, never started, would say 0);
+    # a shadow rebuild's progress is known to the serving process only: GET /api/v1/projections.
+    container = Container(Settings(api_runs_projections=False), roles=frozenset({"api"}))
     try:
         for row in container.projection_status():
-            rebuild = row.get("rebuild")
-            extra = (f" rebuilding: {rebuild['remaining']} to go, {rebuild['events_per_s']} events/s"
-                     if rebuild else "")
+            extra = f" ({'; '.join(row['problems'])})" if row.get("problems") else ""
             typer.echo(f"{row['name']:<28} v{row['version']:<3} position={row['position']:<10} "
                        f"lag={row['lag']:<8} parked={row['parked']}{extra}")
     finally:

@@ -54,3 +54,13 @@ def test_rebuild_in_two_processes_reproduces_the_read_models(seeded: Path) -> No
     assert result.exit_code == 0, result.output
     assert "switched over" in result.output
     assert _templates(seeded) == before
+
+
+def test_list_shows_the_stored_checkpoints(seeded: Path) -> None:
+    container = Container(Settings())
+    head = container.store.max_position()
+    container.close()
+    result = CliRunner().invoke(cli, ["projections", "list"])
+    assert result.exit_code == 0, result.output
+    assert head > 0 and f"position={head} " in result.output and "lag=0 " in result.output
+    assert "worker_templates" in result.output and "not built yet" not in result.output
