@@ -58,13 +58,18 @@ def test_a_lab_moves_through_its_states_live_then_its_timeline_replays_and_expor
     page, live_app: LiveApp  # noqa: ANN001
 ) -> None:
     worker_id = live_app.running_worker()
+    page.goto(live_app.url)
+    badge_colour = "document.getElementById('live') && getComputedStyle(document.getElementById('live')).backgroundColor"
+    offline_colour = page.evaluate(badge_colour)
+    assert page.inner_text("#live") == "offline"
     sign_in(page, live_app.url)
 
     # The fleet: the worker's card with its state and capacity bars; the stream is live.
     card = page.wait_for_selector(f'.card[data-worker-id="{worker_id}"]', timeout=WAIT_MS)
     assert "RUNNING" in card.inner_text()
     assert len(card.query_selector_all(".bar")) == 4
-    page.wait_for_selector("#live.live", timeout=WAIT_MS)
+    page.wait_for_selector("#live.on", timeout=WAIT_MS)
+    assert page.evaluate(badge_colour) != offline_colour  # offline does not look live
     page.evaluate("window.__notReloaded = true")
 
     # A user requests a lab through the API: its row appears, PENDING, and it is queued.
@@ -146,7 +151,7 @@ def test_the_timeline_follows_new_events_live(page, live_app: LiveApp) -> None: 
     worker_id = live_app.running_worker()
     instance_id = request_instance(live_app, duration_minutes=30)["id"]
     sign_in(page, f"{live_app.url}/instances/{instance_id}")
-    page.wait_for_selector("#live.live", timeout=WAIT_MS)
+    page.wait_for_selector("#live.on", timeout=WAIT_MS)
     assert page.get_attribute("#replay-state", "data-state") == "PENDING"
     place(live_app.container, instance_id, worker_id)
     page.wait_for_selector('#replay-state[data-state="SCHEDULED"]', timeout=WAIT_MS)
@@ -197,7 +202,7 @@ def test_a_user_sees_only_their_labs_and_polls(browser, live_app: LiveApp) -> No
 
 def test_a_burst_of_requests_all_reach_the_page(page, live_app: LiveApp) -> None:  # noqa: ANN001
     sign_in(page, live_app.url)
-    page.wait_for_selector("#live.live", timeout=WAIT_MS)
+    page.wait_for_selector("#live.on", timeout=WAIT_MS)
     ids = [request_instance(live_app, duration_minutes=30, reservation_id=f"wave-{n}")["id"] for n in range(15)]
     for instance_id in ids:
         wait_for_row_state(page, instance_id, "PENDING")

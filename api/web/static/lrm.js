@@ -108,7 +108,8 @@ const LRM = (() => {
   function setLive(state) {
     const badge = document.getElementById("live");
     if (!badge) return;
-    badge.className = `live ${state}`;
+    // "on", not "live": `.live.live` would match the badge in every state (it always has .live)
+    badge.className = `live ${state === "live" ? "on" : state}`;
     badge.textContent = { live: "live", connecting: "connecting…", polling: "polling", off: "offline" }[state] || state;
   }
 
