@@ -81,7 +81,7 @@ class BatchApplier:
                     tx.save_checkpoint(target.name, last, target.version)
                     committed[target.name] = last
                     if target.shadow and docs is not None:
-                        carry[target.name] = (last, docs.carry(carried, self.carry_limit))
+                        carry[target.name] = (last, docs.carry(self.carry_limit))
         except BaseException:
             self._carried.clear()
             raise

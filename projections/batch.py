@@ -14,6 +14,7 @@ Contract for projections (all of ``projections/readmodels`` keep it): a document
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from projections.readmodel import Checkpoint, Document, ReadModelTx, Where
@@ -34,9 +35,12 @@ class DocumentBatch:
         self._rename = rename or {}
         # (table, key) -> live doc | None | _DELETED; ``carried``: what the previous batch of
         # the same writer left (a rebuild's hot documents stay in memory across batches).
-        self._docs: dict[tuple[str, str], Any] = dict(carried) if carried else {}
+        # The carried mapping itself is used (and updated): the documents in it are live
+        # objects anyway, and a failed batch drops the carry altogether.
+        self._docs: dict[tuple[str, str], Any] = carried if carried is not None else {}
         self._dirty: dict[tuple[str, str], None] = {}  # insertion-ordered set
         self._read: dict[tuple[str, str], None] = {}  # slots the projection read: worth carrying
+        self._written: dict[tuple[str, str], None] = {}
 
     def _table(self, table: str) -> str:
         return self._rename.get(table, table)
@@ -53,11 +57,13 @@ class DocumentBatch:
         slot = (self._table(table), key)
         self._docs[slot] = doc
         self._dirty[slot] = None
+        self._written[slot] = None
 
     def delete(self, table: str, key: str) -> None:
         slot = (self._table(table), key)
         self._docs[slot] = _DELETED
         self._dirty[slot] = None
+        self._written[slot] = None
 
     def query(
         self,
@@ -82,15 +88,21 @@ class DocumentBatch:
         self._dirty.clear()
         # Written documents stay live: later events of the batch keep changing them.
 
-    def carry(self, previous: dict[tuple[str, str], Any] | None, limit: int) -> dict[tuple[str, str], Any]:
-        """The documents worth keeping for the next batch: those read in this one, then the
-        rest of ``previous``, at most ``limit`` (oldest dropped). Written-only documents
-        (a timeline's rows) are not kept: nothing reads them again."""
-        kept = {slot: doc for slot, doc in (previous or {}).items() if slot not in self._read}
-        kept.update((slot, self._docs[slot]) for slot in self._read)
-        if len(kept) > limit:
-            kept = dict(list(kept.items())[len(kept) - limit:])
-        return kept
+    def carry(self, limit: int) -> dict[tuple[str, str], Any]:
+        """The documents worth keeping for the next batch: those read recently, at most
+        ``limit`` (least recently read dropped). Written-only documents (a timeline's rows)
+        are not kept: nothing reads them again."""
+        docs = self._docs
+        for slot in self._written:
+            if slot not in self._read:
+                docs.pop(slot, None)
+        for slot in self._read:  # most recently read last
+            docs[slot] = docs.pop(slot)
+        excess = len(docs) - limit
+        if excess > 0:
+            for slot in list(itertools.islice(docs, excess)):
+                del docs[slot]
+        return docs
 
     @property
     def changed(self) -> int:

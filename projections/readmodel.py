@@ -38,6 +38,9 @@ class Table:
 
     name: str
     indexes: Mapping[str, IndexType] = field(default_factory=dict)
+    # A shadow rebuild's table: its indexes are built once, at the switch-over (sorting
+    # the finished table is far cheaper than keeping them up to date row by row).
+    defer_indexes: bool = False
 
     def __post_init__(self) -> None:
         for name in (self.name, *self.indexes):

@@ -19,7 +19,7 @@ SHADOW_SUFFIX = "__shadow"
 
 
 def shadow_table(table: Table) -> Table:
-    return Table(f"{table.name}{SHADOW_SUFFIX}", table.indexes)
+    return Table(f"{table.name}{SHADOW_SUFFIX}", table.indexes, defer_indexes=True)
 
 
 @dataclass(frozen=True)

@@ -207,7 +207,7 @@ class SqlReadModelStore(ReadModelStoreBase, ABC):
                     [],
                 )
                 self._add_missing_columns(execute, spec)
-                for n in spec.indexes:
+                for n in () if spec.defer_indexes else spec.indexes:
                     execute(
                         f"CREATE INDEX IF NOT EXISTS rm_{spec.name}_ix_{n} "
                         f"ON {d.table(spec.name)} (ix_{n}, key)",
@@ -248,6 +248,10 @@ class SqlReadModelStore(ReadModelStoreBase, ABC):
             if not rows:
                 return False
             for shadow, live in pairs:
+                if d.rename_indexes:  # PostgreSQL: built before the old table is locked by DROP
+                    for n in live.indexes:
+                        execute(f"CREATE INDEX IF NOT EXISTS rm_{shadow.name}_ix_{n} "
+                                f"ON {d.table(shadow.name)} (ix_{n}, key)", [])
                 execute(f"DROP TABLE IF EXISTS {d.table(live.name)}", [])
                 execute(f"ALTER TABLE {d.table(shadow.name)} RENAME TO rm_{live.name}", [])
                 if d.rename_indexes:
@@ -256,7 +260,7 @@ class SqlReadModelStore(ReadModelStoreBase, ABC):
                     if d.rename_indexes:
                         execute(f"ALTER INDEX IF EXISTS {d.prefix}rm_{shadow.name}_ix_{n} "
                                 f"RENAME TO rm_{live.name}_ix_{n}", [])
-                    else:
+                    else:  # SQLite readers keep their snapshot meanwhile (WAL)
                         execute(f"DROP INDEX IF EXISTS {d.prefix}rm_{shadow.name}_ix_{n}", [])
                         execute(f"CREATE INDEX IF NOT EXISTS rm_{live.name}_ix_{n} "
                                 f"ON {d.table(live.name)} (ix_{n}, key)", [])

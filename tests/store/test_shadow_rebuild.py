@@ -160,3 +160,23 @@ def test_a_rebuild_asked_of_a_running_runner_keeps_the_live_model_current(backen
         runner.stop()
     assert models.get("counters", counter.id)["total"] == 45
     assert {d["times"] for d in models.query("applied", limit=1000).items} == {1}
+
+
+def test_a_promoted_table_has_its_indexes_under_the_live_names(backend: Backend) -> None:
+    if backend.kind == "memory":
+        return
+    store, models = backend.event_store(), backend.read_models()
+    counter = Counter.open("a")
+    counter.bump(1)
+    store.save(counter)
+    ProjectionRunner(store, models, [CounterSummary()]).rebuild_all()
+
+    if backend.kind == "sqlite":
+        names = {row[0] for row in models._writer.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    else:
+        with models._pool.connection() as conn:
+            names = {row[0] for row in conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = %s",
+                                                   [backend.schema])}
+    assert {"rm_counters_ix_label", "rm_counters_ix_total", "rm_counters_ix_closed", "rm_applied_ix_times"} <= names
+    assert not [n for n in names if "__shadow" in n]
+    assert models.query("counters", where={"label": "a"}).items[0]["total"] == 1
