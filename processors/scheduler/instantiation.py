@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from domain.context import CommandContext
 from domain.errors import InvalidInput, NotFound
 from domain.instance import InstanceState, LabletInstance
+from domain.worker import WorkerState
 from processors.scheduler.report import PassReport
 
 if TYPE_CHECKING:  # a phase of the Scheduler: runs with the state SchedulerCore sets up
@@ -20,6 +21,7 @@ else:
 log = logging.getLogger(__name__)
 
 I = InstanceState  # noqa: E741 - short alias for the state table
+REACHABLE = frozenset({WorkerState.RUNNING, WorkerState.DRAINING})
 
 
 class Instantiation(_Scheduler):
@@ -29,6 +31,14 @@ class Instantiation(_Scheduler):
         for instance_id in self.view.pop_due(now):
             ctx = self._ctx(now, f"instantiate:{instance_id}")
             instance = self.view.instances[instance_id]
+            worker = self.view.workers.get(instance.worker_id or "")
+            if instance.state is I.SCHEDULED and worker is not None and worker.state not in REACHABLE:
+                # Not before its worker runs: a boot can still fail, and a lab that never
+                # reached CML must be re-placed, not ended with its worker (SPEC §5).
+                ready = worker.expected_ready_at
+                later = ready if ready is not None and ready > now else now + self.settings.recovery_grace
+                self.view.push_due(later, instance_id)
+                continue
             try:
                 uri = self.lab_yaml.prepare(instance) if self.lab_yaml is not None else None
             except (NotFound, InvalidInput) as error:  # nothing to retry: the lab cannot be built

@@ -46,8 +46,10 @@ def test_scheduled_instances_are_re_placed_and_live_ones_terminated(
     booked = new_instance(T0 + timedelta(hours=3), req=HALF)
     store.save(live, booked)
     scheduler = Scheduler(store, clock)
-    scheduler.run_until_idle()  # live is instantiated at once (ASAP), booked waits
-    assert store.get(live.id).state is InstanceState.INSTANTIATING
+    scheduler.run_until_idle()  # live is instantiated at once (ASAP) once its worker runs, booked waits
+    booting = state is WorkerState.PROVISIONING
+    # On a worker still booting, nothing is instantiated: its boot may yet fail.
+    assert store.get(live.id).state is (InstanceState.SCHEDULED if booting else InstanceState.INSTANTIATING)
     assert store.get(booked.id).worker_id == doomed.id
 
     spare = new_worker(template("spare", cpu=4, memory=16, ports=(4000, 4009)))
@@ -57,6 +59,11 @@ def test_scheduled_instances_are_re_placed_and_live_ones_terminated(
     clock.advance(wait)
     report = scheduler.run_until_idle()
 
+    if booting:  # a failed boot ends nothing: both are placed again (SPEC §5 boot failures)
+        assert store.get(live.id).state is InstanceState.INSTANTIATING and store.get(live.id).worker_id == spare.id
+        assert report.requeued == 2 and report.terminated == 0 and report.placed == 2
+        check_invariants(store, [doomed.id, spare.id], [live.id, booked.id])
+        return
     assert store.get(live.id).state is InstanceState.TERMINATED
     assert store.get(live.id).termination_reason == reason
     rebooked = store.get(booked.id)
