@@ -39,6 +39,7 @@ class ProjectionRunner:
         projections: Sequence[Projection],
         *,
         batch_size: int = 1000,
+        replay_batch_size: int | None = None,
         backoff: Backoff = Backoff(),
         idle_timeout: float = 0.1,
     ) -> None:
@@ -51,6 +52,10 @@ class ProjectionRunner:
         self.store = store
         self.projections = list(projections)
         self.batch_size = batch_size
+        # Catching up and rebuilding in this thread: bigger batches (fewer commits, hot
+        # documents written less often). The follow thread keeps ``batch_size`` between live
+        # batches, so a rebuild beside them delays them little.
+        self.replay_batch_size = replay_batch_size or 5 * batch_size
         self.backoff = backoff
         self.idle_timeout = idle_timeout
         self.applier = BatchApplier(store)
@@ -281,7 +286,7 @@ class ProjectionRunner:
         after = min(self._positions.get(t.name, 0) for t in targets)
         count = 0
         while True:
-            batch = self.events.read_all(after=after, limit=self.batch_size)
+            batch = self.events.read_all(after=after, limit=self.replay_batch_size)
             if not batch:
                 break
             try:
