@@ -154,8 +154,8 @@ def consolidate(
         reason = (
             f"consolidation: {len(placed)} booking(s) of {source.worker.worker_id} held "
             f"{first.isoformat()} to {last.isoformat()} fit on {', '.join(targets)}; moving them saves "
-            f"{saving:.2f} worker-hour(s) in this plan (at least {settings.consolidation_min_saving.total_seconds() / 3600:g} "
-            f"needed to move)"
+            f"{saving:.2f} worker-hour(s) in this plan (at least "
+            f"{(settings.consolidation_min_saving + MOVE_PRICE * len(placed)).total_seconds() / 3600:g} needed to move)"
         )
         for r, target in placed:
             moves.append(MoveReservation(instance_id=r.instance_id, from_worker_id=source.worker.worker_id,
@@ -210,7 +210,7 @@ def _repack(
     order = sorted(taken, key=lambda rh: (rh[0].hold_start, -rh[0].nodes, -rh[0].resources.cpu_cores,
                                           rh[0].instance_id))
     placed: list[tuple[Reservation, _Host, _Host]] = []
-    for r, origin in order:
+    for index, (r, origin) in enumerate(order):
         item = booked[r.instance_id]
         best: tuple[float, float, bool, str] | None = None
         chosen: _Host | None = None
@@ -227,7 +227,11 @@ def _repack(
             score = (round(extra * host.hourly_cost, 9), -host.fullness(r), host is not origin, host.worker.worker_id)
             if best is None or score < best:
                 best, chosen = score, host
-        chosen = chosen or origin  # it fitted there before
+        if chosen is None:
+            # Not even its own worker has room now: bookings put back before it took that
+            # room. This re-pack would overbook; leave everything where it was.
+            _undo_repack(placed, order[index:])
+            return None
         chosen.timeline.add(r.instance_id, r.hold_start, r.hold_end, _usage(r))
         chosen.held[r.instance_id] = r
         now_cost[id(chosen)] = cost(chosen)
@@ -266,12 +270,18 @@ def _repack(
             target.received = True
             origin.gave = True
         return moved, saving
-    for r, origin, target in placed:  # undo: everything back where it was
+    _undo_repack(placed, [])
+    return None
+
+
+def _undo_repack(placed: list[tuple[Reservation, _Host, _Host]], pending: list[tuple[Reservation, _Host]]) -> None:
+    """Everything back where it was: placed bookings off their new host, all onto their origin."""
+    for r, _origin, target in placed:
         target.timeline.remove(r.instance_id)
         del target.held[r.instance_id]
+    for r, origin in [(r, o) for r, o, _ in placed] + pending:
         origin.timeline.add(r.instance_id, r.hold_start, r.hold_end, _usage(r))
         origin.held[r.instance_id] = r
-    return None
 
 
 def _host(worker: FleetWorker, template: TemplateOffer | None, now: datetime) -> _Host:
@@ -352,7 +362,10 @@ def _try_empty(
         before_cost = sum(h.hourly_cost * b for h, b in touched.values())
         after_cost = sum(h.hourly_cost * cost(h) for h, _ in touched.values())
         saving = before_h - after_h
-        if saving >= settings.consolidation_min_saving.total_seconds() / 3600 and after_cost <= before_cost + 1e-9:
+        # Each move must pay for itself (as in a re-pack): without its price, emptying the
+        # worker that just received a booking could send that booking straight back.
+        needed = (settings.consolidation_min_saving + MOVE_PRICE * len(placed)).total_seconds() / 3600
+        if saving >= needed and after_cost <= before_cost + 1e-9:
             source.emptied = True
             for _, target in placed:
                 target.received = True
