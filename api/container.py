@@ -134,10 +134,7 @@ class Container:
         from projections.background_rebuild import BackgroundRebuild
 
         self.read_model_rebuild = BackgroundRebuild(self.projection_runner.rebuild_all)
-        keys = self.store.app.person_keys
-        self.people_service = PeopleService(
-            keys, self.store, self.read_model_rebuild.request,
-            key_cache_seconds=getattr(keys, "cache_seconds", 0.0))
+        self.people_service = PeopleService(self.store.app.person_keys, self.store, self.read_model_rebuild.request)
 
     # -- CloudEvents: webhook subscriptions, the dispatcher, incoming events -------------
     def _wire_cloudevents(self) -> None:

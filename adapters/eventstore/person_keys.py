@@ -79,11 +79,17 @@ class _CachedSqlKeys:
         self._by_subject: dict[str, tuple[float, bytes]] = {}
         self._lock = threading.Lock()
 
-    def key_for(self, person: str) -> PersonKey:
-        ref = person_ref(person)
-        cached = self._by_ref.get(ref)
+    def _fresh(self, cached: tuple[float, Any] | None) -> Any | None:
+        """The cached value while younger than ``cache_seconds``, else ``None`` (ask the database)."""
         if cached is not None and time.monotonic() - cached[0] < self.cache_seconds:
             return cached[1]
+        return None
+
+    def key_for(self, person: str) -> PersonKey:
+        ref = person_ref(person)
+        cached: PersonKey | None = self._fresh(self._by_ref.get(ref))
+        if cached is not None:
+            return cached
         with self._lock:
             found = self._select_by_ref(ref)
             if found is None:
@@ -96,9 +102,9 @@ class _CachedSqlKeys:
             return found
 
     def key_of(self, subject_id: str) -> bytes | None:
-        cached = self._by_subject.get(subject_id)
-        if cached is not None and time.monotonic() - cached[0] < self.cache_seconds:
-            return cached[1]
+        cached: bytes | None = self._fresh(self._by_subject.get(subject_id))
+        if cached is not None:
+            return cached
         with self._lock:
             key = self._select_by_subject(subject_id)
             if key is None:

@@ -39,7 +39,6 @@ class PeopleService:
     store: ErasureStore
     # Rebuilds the read models once ``delay`` seconds have passed (coalesced, in the background).
     refresh_read_models: Callable[[float], None]
-    key_cache_seconds: float = 0.0
 
     def forget(self, owner_id: str, ctx: CommandContext) -> Forgotten:
         if not owner_id or is_erased(owner_id):
@@ -48,5 +47,5 @@ class PeopleService:
         if subject_id is None:
             raise NotFound("no personal data is recorded for this person")
         position = self.store.save(PersonErasure.record(ctx, subject_id))
-        self.refresh_read_models(self.key_cache_seconds)
+        self.refresh_read_models(self.keys.cache_seconds)
         return Forgotten(subject_id=subject_id, erased_as=erased_name(subject_id), position=position)

@@ -21,6 +21,9 @@ class PersonKeys(Protocol):
     clear; forgetting deletes the row, after which nothing links a ``subject_id`` to anyone.
     """
 
+    # How long another process may still use a key it read before it was forgotten here.
+    cache_seconds: float
+
     def key_for(self, person: str) -> PersonKey:
         """The person's key, created on first use (racing creators agree on one)."""
         ...

@@ -75,7 +75,7 @@ def test_a_forgotten_person_reads_as_erased_everywhere_others_unchanged(backend:
     assert [e.stream_id for e in reopened.read_all()] == [alice_lab, bob_lab]
 
 
-def test_racing_processes_agree_on_one_key_per_person(backend: Backend) -> None:
+def test_two_processes_share_one_key_per_person(backend: Backend) -> None:
     first, second = backend.event_store(), backend.event_store()
     a = first.app.person_keys.key_for(ALICE)
     b = second.app.person_keys.key_for(ALICE)
