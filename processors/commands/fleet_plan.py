@@ -23,7 +23,7 @@ from domain.placement import CandidateIndex, PlacementPipeline, default_pipeline
 from domain.worker import Worker, WorkerState
 from processors.aggregates import GetsAggregates, load_or_none
 from processors.scheduler import decision_record, worker_candidate
-from processors.scheduler.requests import placement_request
+from processors.scheduler.requests import placement_request, reserve_request
 
 GONE = frozenset({WorkerState.TERMINATED, WorkerState.FAILED})
 
@@ -93,10 +93,7 @@ class FleetPlan:
             return NotPlaced(summarise(record), record)
         worker = self.workers[decision.chosen_worker_id]
         try:
-            ports = worker.reserve(
-                instance.id, request.requirements, request.node_count, list(request.port_names),
-                hold_start, hold_end, ctx, license_affinity=sorted(request.license_affinity) or None,
-            )
+            ports = reserve_request(worker, request, ctx)
         except DomainError as error:  # the policy and the ledger disagree: report, never force
             return NotPlaced([f"{worker.id}: {error.detail}"], record)
         self._index.ledger_changed(worker.id)

@@ -16,6 +16,7 @@ from domain.instance import InstanceState, LabletInstance
 from domain.placement import PlacementRequest
 from processors.scheduler.records import failure_summary
 from processors.scheduler.report import PassReport
+from processors.scheduler.requests import reserve_request
 
 if TYPE_CHECKING:  # a phase of the Scheduler: runs with the state SchedulerCore sets up
     from processors.scheduler.core import SchedulerCore as _Scheduler
@@ -90,10 +91,7 @@ class QueuePlacement(_Scheduler):
         assert worker_id is not None
         worker = view.workers[worker_id]
         try:
-            ports = worker.reserve(
-                instance_id, request.requirements, request.node_count, request.port_names,
-                request.hold_start, request.hold_end, ctx, license_affinity=sorted(request.license_affinity) or None,
-            )
+            ports = reserve_request(worker, request, ctx)
         except DomainError as error:  # policy and ledger disagree: leave it for the one-by-one path
             log.warning("scheduler %s: reserving %s on %s refused: %s", self.name, instance_id, worker_id, error)
             batch.retry.append(instance_id)
@@ -153,11 +151,7 @@ class QueuePlacement(_Scheduler):
             assert worker_id is not None
             worker = view.workers[worker_id]
             try:
-                ports = worker.reserve(
-                    instance_id, request.requirements, request.node_count, request.port_names,
-                    request.hold_start, request.hold_end, ctx,
-                    license_affinity=sorted(request.license_affinity) or None,
-                )
+                ports = reserve_request(worker, request, ctx)
                 self.store.save(worker)
             except ConcurrencyConflict:
                 report.conflicts += 1

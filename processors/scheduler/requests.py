@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from domain.context import CommandContext
 from domain.instance import LabletInstance
 from domain.placement import PlacementRequest
+from domain.worker import Worker
 
 
 def placement_request(
@@ -25,4 +27,12 @@ def placement_request(
         hold_end=hold_end,
         timeslot_start=instance.timeslot_start,
         instantiation_lead=lead,
+    )
+
+
+def reserve_request(worker: Worker, request: PlacementRequest, ctx: CommandContext) -> dict[str, int]:
+    """Hold what ``request`` asks for on ``worker`` over its hold window; the allocated ports."""
+    return worker.reserve(
+        request.instance_id, request.requirements, request.node_count, request.port_names,
+        request.hold_start, request.hold_end, ctx, license_affinity=sorted(request.license_affinity) or None,
     )
