@@ -26,7 +26,7 @@ from api.problems import ApiProblem
 from api.schemas.events import EventOut, EventPage
 from api.schemas.instances import problems
 from api.streaming.caps import RETRY_AFTER_SECONDS, StreamLease, TooManyStreams
-from api.streaming.hub import Rendered
+from api.streaming.hub import SSE_SEPARATOR, Rendered, wire_of
 from projections.events import StoredEvent
 from projections.readmodel import dumps
 from projections.readmodels.instances import iso
@@ -85,8 +85,8 @@ def _resume_from(last_event_id: str | None, after: int | None, head: int) -> int
 class _LeasedEventStream(EventSourceResponse):
     """Gives its stream's lease back however the response ends (closed, cancelled, HEAD)."""
 
-    def __init__(self, content: AsyncIterator[dict[str, str]], lease: StreamLease) -> None:
-        super().__init__(content, ping=PING_SECONDS)
+    def __init__(self, content: AsyncIterator[bytes], lease: StreamLease) -> None:
+        super().__init__(content, ping=PING_SECONDS, sep=SSE_SEPARATOR)
         self.lease = lease
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -122,7 +122,9 @@ async def stream_events(
         raise ApiProblem(refused.status, "Too many streams", refused.detail, field="stream",
                          headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
 
-    async def messages() -> AsyncIterator[dict[str, str]]:
+    async def messages() -> AsyncIterator[bytes]:
+        # Each chunk is whole SSE messages encoded once per event (Rendered.wire): everything
+        # ready is sent at once, so a busy log costs a stream one send per batch.
         nonlocal position
         subscriber = await hub.subscribe()
         try:
@@ -132,17 +134,20 @@ async def stream_events(
                 batch = await anyio.to_thread.run_sync(lambda: store.read_all(after=position, limit=STREAM_BATCH))
                 if not batch:
                     break
-                for stored in batch:
-                    item = rendered(stored)
-                    position = max(position, item.position)
-                    yield {"id": str(item.position), "event": item.name, "data": item.data}
+                items = [rendered(stored) for stored in batch]
+                position = max(position, items[-1].position)
+                yield wire_of(items)
             while True:
-                item = await subscriber.queue.get()
-                if item is None:  # fell too far behind: end; the client resumes with Last-Event-ID
+                first = await subscriber.queue.get()
+                if first is None:  # fell too far behind: end; the client resumes with Last-Event-ID
                     return
-                if item.position > position:
-                    position = item.position
-                    yield {"id": str(item.position), "event": item.name, "data": item.data}
+                ready, behind = subscriber.take_ready(first)
+                fresh = [item for item in ready if item.position > position]
+                if fresh:
+                    position = fresh[-1].position
+                    yield wire_of(fresh)
+                if behind:
+                    return
         finally:
             hub.unsubscribe(subscriber)
             lease.release()

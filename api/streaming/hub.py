@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+from sse_starlette.event import ServerSentEvent
 
 from api.logging import log
 
@@ -45,11 +46,25 @@ def release_freed_memory() -> None:
         trim(0)
 
 
+SSE_SEPARATOR = "\r\n"  # sse-starlette's default line separator: the streams' wire format
+
+
 @dataclass(frozen=True)
 class Rendered:
     position: int
     name: str
     data: str  # the event's JSON, rendered once for every stream
+    wire: bytes = field(init=False, repr=False)  # the whole SSE message, encoded once for every stream
+
+    def __post_init__(self) -> None:
+        message = ServerSentEvent(id=str(self.position), event=self.name, data=self.data, sep=SSE_SEPARATOR)
+        object.__setattr__(self, "wire", message.encode())
+
+
+def wire_of(items: list[Rendered]) -> bytes:
+    """Several messages as one chunk: one send per stream for a batch, not one per event
+    (with 200 streams open, a send per event per stream cut bookings to a quarter)."""
+    return b"".join(item.wire for item in items)
 
 
 @dataclass(eq=False)
@@ -57,6 +72,17 @@ class Subscriber:
     joined_at: int  # the hub's position when it joined: later events arrive in ``queue``
     queue: asyncio.Queue[Rendered | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     dropped: bool = False
+
+    def take_ready(self, first: Rendered) -> tuple[list[Rendered], bool]:
+        """``first`` and whatever else is already queued, and whether the stream must end
+        (it fell too far behind)."""
+        items = [first]
+        while not self.queue.empty():
+            item = self.queue.get_nowait()
+            if item is None:
+                return items, True
+            items.append(item)
+        return items, False
 
     def offer(self, item: Rendered) -> None:
         if self.dropped:

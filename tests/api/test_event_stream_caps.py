@@ -19,7 +19,7 @@ from adapters.clock import VirtualClock
 from api.app import create_app
 from api.container import Container
 from api.streaming.caps import StreamCaps, TooManyStreams
-from api.streaming.hub import QUEUE_SIZE, Rendered, Subscriber
+from api.streaming.hub import QUEUE_SIZE, Rendered, Subscriber, wire_of
 from tests.api.hostile_support import STORES, store_settings
 from tests.api.test_events import read_sse
 from tests.api.test_instances_support import API, AUTH, NOW, serve
@@ -112,6 +112,33 @@ def test_a_slow_subscriber_is_dropped_and_its_queue_emptied() -> None:
     subscriber = asyncio.run(scenario())
     assert subscriber.dropped
     assert subscriber.queue.qsize() == 1 and subscriber.queue.get_nowait() is None  # only "end your stream"
+
+
+def test_what_is_queued_goes_out_as_one_chunk_of_the_same_messages_sse_starlette_would_send() -> None:
+    from sse_starlette.sse import ensure_bytes
+
+    async def scenario() -> tuple[list[Rendered], bool]:
+        subscriber = Subscriber(joined_at=0)
+        for position in (2, 3):
+            subscriber.offer(Rendered(position, "InstanceRequested", '{"a": "line1\\nline2"}'))
+        return subscriber.take_ready(Rendered(1, "E", "{}"))
+
+    ready, behind = asyncio.run(scenario())
+    assert [item.position for item in ready] == [1, 2, 3] and not behind
+    one_by_one = b"".join(ensure_bytes({"id": str(i.position), "event": i.name, "data": i.data}, "\r\n")
+                          for i in ready)
+    assert wire_of(ready) == one_by_one
+
+
+def test_a_dropped_subscriber_ends_after_what_it_had_taken() -> None:
+    async def scenario() -> tuple[list[Rendered], bool]:
+        subscriber = Subscriber(joined_at=0)
+        for position in range(1, QUEUE_SIZE + 5):
+            subscriber.offer(Rendered(position, "E", "{}"))
+        return subscriber.take_ready(Rendered(0, "E", "{}"))
+
+    ready, behind = asyncio.run(scenario())
+    assert [item.position for item in ready] == [0] and behind
 
 
 def test_caps_count_per_caller_and_in_all_and_forget_a_caller_with_its_last_stream() -> None:
