@@ -1,31 +1,35 @@
 """Rebuild of every read model from N events (SPEC §10: 1 000 000 events in < 60 s).
 
-    scripts/bench projections [--events N] [--quick] [--tiny] [--processes N] [--postgres URL] [--each] [--json]
+    scripts/bench projections [--events N] [--quick] [--tiny] [--processes N] [--postgres URL] [--each]
+                              [--students N] [--seed N] [--fresh] [--json]
 
-1. Generates a realistic log in a SQLite event store with the domain aggregates: a fleet
-   of workers, then labs through their whole life (requested, scheduled, instantiating,
-   imported, started, ready, logged in, stop requested, stopped, archived, terminated;
-   the worker's CapacityReserved/CapacityReleased) — 13 events per lab, saved in batches.
+1. The log (scripts/benchmarks/projections_log.py): a fleet of workers, then labs through
+   their whole life (requested, scheduled, instantiating, imported, started, ready, logged
+   in, stop requested, stopped, archived, terminated; the worker's CapacityReserved and
+   CapacityReleased): 13 events per lab, one lab per student through the aggregates and
+   the mapper, the student's other labs stamped copies of it. Cached under the temporary
+   directory by (events, workers, students, seed); ``--fresh`` writes it again.
 2. Rebuilds all read models (``api.container.discover_projections()``, SQLite read-model
    store) with ``ProjectionRunner.rebuild_all`` (shadow copy, then the switch-over): events/s,
-   in one process and, with ``--processes N`` (default 2), in N processes side by side.
+   in one process and, with ``--processes N`` (default 2), in N processes side by side
+   (projections/parallel.py).
 3. Baseline in the same run: the same rebuild with one projection that does nothing
    (reading and decoding the log, one checkpoint per batch): the floor any read model pays.
 4. ``--postgres URL``: the same log copied to a PostgreSQL event store (throw-away schema),
-   rebuilt into PostgreSQL read models: baseline and all read models.
+   rebuilt into PostgreSQL read models: baseline, all read models, and N processes.
 
-Wall time is what counts; CPU seconds of this process are printed beside it because the
-machine is shared (other work stretches wall time, CPU time much less).
+CPU seconds are printed beside wall time because the machine is shared (other work
+stretches wall time, CPU time much less); for N processes, the CPU of all of them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -36,22 +40,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from adapters.eventstore import open_event_store
 from adapters.eventstore.readmodel_sqlite import SqliteReadModelStore
 from api.container import discover_projections
-from domain.context import CommandContext
-from domain.instance import InstanceRequirements, LabletInstance
-from domain.timeslot import Timeslot
-from domain.worker import Worker
-from domain.worker_template import parse_templates_yaml
 from projections.events import StoredEvent
 from projections.parallel import rebuild_in_processes
 from projections.projection import Projection
 from projections.readmodel import ReadModelTx
 from projections.runner import ProjectionRunner
+from scripts.benchmarks.projections_log import EVENTS_PER_LAB, cached_log
 
-ROOT = Path(__file__).resolve().parents[2]
-T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
-EVENTS_PER_LAB = 13
-REQ = InstanceRequirements(cpu_cores=2, memory_gb=4, storage_gb=10, node_count=2, port_names=("serial_1", "vnc_1"),
-                           license_affinity=("PERSONAL", "ENTERPRISE"), max_duration_minutes=120)
 console = Console(width=110)
 
 
@@ -64,63 +59,45 @@ class DecodeOnly(Projection):
         return None
 
 
-def ctx(at: datetime, actor: str) -> CommandContext:
-    return CommandContext(at=at, actor=actor)
+class Lines:
+    """Progress of a long step: a bar on a terminal, else a line every ~10 % (logs, CI)."""
 
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.began = time.perf_counter()
+        self.shown = -1
+        self.bar: Progress | None = None
+        self.task: Any = None
 
-def generate(store: Any, events: int, workers: int, progress: Any) -> int:
-    spec = next(t for t in parse_templates_yaml((ROOT / "config" / "worker-templates.yaml").read_text())
-                if t.name == "personal-standard")
-    fleet = []
-    for n in range(workers):
-        worker = Worker.request(spec, ctx(T0, "system:autoscaler"))
-        worker.start_provisioning(f"i-{n:017x}", ctx(T0, "system:worker-controller"))
-        worker.mark_ready(f"10.0.{n // 250}.{n % 250}", ctx(T0 + timedelta(minutes=20), "system:worker-controller"))
-        fleet.append(worker)
-    store.save(*fleet)
-    labs = max(1, (events - 4 * workers) // EVENTS_PER_LAB)
-    batch: list[Any] = []
-    for number in range(labs):
-        worker = fleet[number % workers]
-        slot = number // workers  # the worker's n-th lab: one after another, 70 minutes apart
-        start = T0 + timedelta(hours=1, minutes=70 * slot)
-        end = start + timedelta(minutes=60)
-        instance = LabletInstance.request_with(
-            definition_name="ccna-basic-routing", definition_version="1.0.0", requirements=REQ,
-            grading_enabled=False, owner_id=f"student-{number}", timeslot=Timeslot(start, end),
-            ctx=ctx(start - timedelta(hours=1), "service:exam"))
-        hold_start, hold_end = start - timedelta(minutes=15), end + timedelta(minutes=5)
-        c = ctx(start - timedelta(minutes=59), "system:scheduler")
-        ports = worker.reserve(instance.id, REQ.resources, REQ.node_count, list(REQ.port_names), hold_start, hold_end,
-                               c, license_affinity=REQ.license_affinity)
-        instance.schedule(worker.id, ports, hold_start, hold_end, f"decision-{number}", c)
-        instance.start_instantiation(1, ctx(hold_start, "system:scheduler"))
-        instance.record_lab_imported(f"lab-{number}", ctx(hold_start, "system:instance-controller"))
-        instance.record_lab_started(ctx(hold_start, "system:instance-controller"))
-        instance.mark_ready({"host": worker.ip, "login_url": "https://sim/"},
-                            ctx(hold_start + timedelta(minutes=3), "system:instance-controller"))
-        instance.login(ctx(start + timedelta(minutes=2), f"user:student-{number}"), source="api")
-        instance.request_stop("timeslot_end", ctx(end, "system:instance-controller"))
-        instance.mark_stopped(ctx(end + timedelta(minutes=1), "system:instance-controller"))
-        instance.archive(ctx(end + timedelta(minutes=2), "system:instance-controller"))
-        instance.terminate(None, ctx(end + timedelta(minutes=2), "system:instance-controller"))
-        worker.release(instance.id, ctx(end + timedelta(minutes=2), "system:instance-controller"), reason="archived")
-        batch.append(instance)
-        if len(batch) >= 200 or number == labs - 1:
-            store.save(*batch, *fleet)
-            batch = []
-            progress(number + 1, labs)
-    return store.max_position()
+    def __enter__(self) -> Lines:
+        if console.is_terminal:
+            self.bar = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                console=console, transient=True)
+            self.bar.__enter__()
+            self.task = self.bar.add_task(self.label, total=None)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done, total=max(total, 1))
+            return
+        tenth = 10 * done // max(total, 1)
+        if tenth > self.shown:
+            self.shown = tenth
+            elapsed = time.perf_counter() - self.began
+            console.print(f"  {self.label}: {done:,}/{total:,} ({10 * tenth} %, {elapsed:.1f} s)")
 
 
 def rebuild(store: Any, read_models: Any, projections: list[Projection], label: str) -> tuple[int, float, float]:
     runner = ProjectionRunner(store, read_models, projections)
     try:
-        with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=console, transient=True) as bar:
-            task = bar.add_task(label, total=None)
+        with Lines(label) as progress:
             began, cpu = time.perf_counter(), time.process_time()
-            replayed = runner.rebuild_all(lambda done, total: bar.update(task, completed=done, total=max(total, 1)))
+            replayed = runner.rebuild_all(progress)
             return replayed, time.perf_counter() - began, time.process_time() - cpu
     finally:
         read_models.close()
@@ -132,21 +109,34 @@ def open_sqlite_stores(events_path: str, read_models_path: str) -> tuple[Any, An
             discover_projections())
 
 
-def rebuild_parallel(events_path: Path, read_models_path: Path, processes: int) -> tuple[int, float]:
-    projections = discover_projections()
-    store, models = open_event_store("sqlite", sqlite_path=events_path), SqliteReadModelStore(read_models_path)
+def open_postgres_stores(url: str, schema: str) -> tuple[Any, Any, list[Projection]]:
+    from adapters.eventstore.readmodel_postgres import PostgresReadModelStore
+
+    return (open_event_store("postgres", postgres_url=url, schema=schema), PostgresReadModelStore(url, schema),
+            discover_projections())
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def rebuild_parallel(open_stores: Any, processes: int, label: str) -> tuple[int, float, float]:
+    """All read models rebuilt in ``processes`` processes: (events, wall s, CPU s of all processes)."""
+    store, models, projections = open_stores()
     try:
         ProjectionRunner(store, models, projections).prepare()
     finally:
         models.close()
         store.close()
-    began = time.perf_counter()
-    replayed = rebuild_in_processes(partial(open_sqlite_stores, str(events_path), str(read_models_path)),
-                                    projections, processes)
-    return replayed, time.perf_counter() - began
+    with Lines(label) as progress:
+        began, cpu, child_cpu = time.perf_counter(), time.process_time(), children_cpu()
+        replayed = rebuild_in_processes(open_stores, projections, processes, progress=progress)
+        return (replayed, time.perf_counter() - began,
+                time.process_time() - cpu + children_cpu() - child_cpu)
 
 
-def copy_to_postgres(source: Any, url: str, schema: str) -> Any:
+def copy_to_postgres(source: Any, url: str, schema: str, progress: Any) -> Any:
     """The generated log, event by event in the same order, into a PostgreSQL event store."""
     from adapters.eventstore.factory import create_schema
 
@@ -154,117 +144,125 @@ def copy_to_postgres(source: Any, url: str, schema: str) -> Any:
     target = open_event_store("postgres", postgres_url=url, schema=schema)
     recorder = source.app.recorder
     into = target.app.recorder
-    after = 0
+    after, head = 0, source.max_position()
     while True:
         rows = recorder.select_notifications(start=after + 1, limit=5000, inclusive_of_start=True)
         if not rows:
             return target
         into.insert_events(rows)
         after = rows[-1].id
+        progress(after, head)
 
 
-def measure_postgres(store: Any, url: str) -> dict[str, Any]:
-    import uuid
+def row(events: int, seconds: float, cpu: float) -> dict[str, Any]:
+    return {"events": events, "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
+            "events_per_s": round(events / seconds) if seconds else 0}
 
-    from adapters.eventstore.factory import drop_schema
-    from adapters.eventstore.readmodel_postgres import PostgresReadModelStore
 
-    schema = f"bench_rm_{uuid.uuid4().hex[:8]}"
-    target = copy_to_postgres(store, url, schema)
+def measure(open_stores: Any, open_models: Any, processes: int, backend: str) -> dict[str, Any]:
+    """Baseline, all read models in one process, and in ``processes`` processes, on one backend.
+
+    ``open_stores()`` gives (events, read models, projections) for the parallel rebuild;
+    ``open_models(name)`` a fresh read-model store for the one-process runs."""
+    events, _models, projections = open_stores()
+    _models.close()
     try:
-        base_events, base_s, _ = rebuild(target, PostgresReadModelStore(url, schema), [DecodeOnly()], "pg baseline")
-        all_events, all_s, _ = rebuild(target, PostgresReadModelStore(url, schema), discover_projections(),
-                                       "pg all read models")
+        result = {"baseline": row(*rebuild(events, open_models("baseline"), [DecodeOnly()], f"{backend} baseline")),
+                  "one_process": row(*rebuild(events, open_models("one"), projections, f"{backend} all, 1 process"))}
     finally:
-        target.close()
-        drop_schema(url, schema)
-    return {"baseline_events_per_s": round(base_events / base_s), "baseline_seconds": round(base_s, 2),
-            "rebuild_events_per_s": round(all_events / all_s), "rebuild_seconds": round(all_s, 2),
-            "ratio_to_baseline": round(all_s / base_s, 2)}
+        events.close()
+    if processes > 1:
+        result["processes"] = {"count": processes, **row(*rebuild_parallel(
+            open_stores, processes, f"{backend} all, {processes} processes"))}
+    return result
+
+
+def describe(backend: str, result: dict[str, Any]) -> None:
+    base, one = result["baseline"], result["one_process"]
+    console.print(f"{backend} baseline (decode only): {base['events_per_s']:,} events/s ({base['seconds']:.1f} s, "
+                  f"{base['cpu_seconds']:.1f} s CPU)")
+    console.print(f"{backend} all read models, 1 process: {one['events_per_s']:,} events/s ({one['seconds']:.1f} s, "
+                  f"{one['cpu_seconds']:.1f} s CPU), {base['seconds'] / one['seconds']:.2f}x the baseline's speed "
+                  "(target >= 0.5)")
+    many = result.get("processes")
+    if many:
+        console.print(f"{backend} all read models, {many['count']} processes: {many['events_per_s']:,} events/s "
+                      f"({many['seconds']:.1f} s, {many['cpu_seconds']:.1f} s CPU of all processes), "
+                      f"{one['seconds'] / many['seconds']:.2f}x one process's wall time")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--workers", type=int, default=200)
+    parser.add_argument("--students", type=int, default=1000, help="distinct lab owners (one key each)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--fresh", action="store_true", help="generate the log again (not the cached one)")
     parser.add_argument("--quick", action="store_true", help="100 000 events")
     parser.add_argument("--tiny", action="store_true", help="3 000 events (CI smoke)")
     parser.add_argument("--processes", type=int, default=2, help="also rebuild in N processes (1: skip)")
     parser.add_argument("--postgres", default="", help="also rebuild on PostgreSQL (events and read models)")
+    parser.add_argument("--skip-sqlite", action="store_true", help="with --postgres: only PostgreSQL")
     parser.add_argument("--each", action="store_true", help="also rebuild each read model alone (where the time goes)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.quick:
         args.events = min(args.events, 100_000)
     if args.tiny:  # the CI smoke: no process pool to start
-        args.events, args.workers, args.processes = min(args.events, 3_000), 20, 1
+        args.events, args.workers, args.students, args.processes = min(args.events, 3_000), 20, 50, 1
+    began, cpu = time.perf_counter(), time.process_time()
+    with Lines("generating labs") as progress:
+        events_path, generated_now = cached_log(args.events, args.workers, args.students, args.seed, progress,
+                                                fresh=args.fresh)
+    generated = {"path": str(events_path), "generated_now": generated_now,
+                 "seconds": round(time.perf_counter() - began, 2), "cpu_seconds": round(time.process_time() - cpu, 2)}
+    store = open_event_store("sqlite", sqlite_path=events_path)
+    head = int(store.max_position())
+    result: dict[str, Any] = {"events": head, "log": generated, "projections": [p.name for p in discover_projections()]}
     with tempfile.TemporaryDirectory(prefix="lrm-bench-projections-") as tmp:
-        events_path = Path(tmp) / "events.sqlite3"
-        store = open_event_store("sqlite", sqlite_path=events_path)
         try:
-            began = time.perf_counter()
-            with Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                          console=console, transient=True) as bar:
-                task = bar.add_task("labs", total=None)
-                head = generate(store, args.events, args.workers,
-                                lambda done, total: bar.update(task, completed=done, total=total))
-            generated = time.perf_counter() - began
-            projections = discover_projections()
-            base_events, base_seconds, base_cpu = rebuild(
-                store, SqliteReadModelStore(Path(tmp) / "baseline.sqlite3"), [DecodeOnly()], "baseline")
-            all_events, all_seconds, all_cpu = rebuild(
-                store, SqliteReadModelStore(Path(tmp) / "readmodels.sqlite3"), projections, "all read models")
-            parallel: dict[str, Any] = {}
-            if args.processes > 1:
-                _, seconds = rebuild_parallel(events_path, Path(tmp) / "parallel.sqlite3", args.processes)
-                parallel = {"processes": args.processes, "rebuild_seconds": round(seconds, 2),
-                            "rebuild_events_per_s": round(all_events / seconds),
-                            "ratio_to_baseline": round(seconds / base_seconds, 2),
-                            "speedup_vs_one_process": round(all_seconds / seconds, 2)}
-            each: dict[str, float] = {}
+            if not args.skip_sqlite:
+                result["sqlite"] = measure(
+                    partial(open_sqlite_stores, str(events_path), str(Path(tmp) / "parallel.sqlite3")),
+                    lambda name: SqliteReadModelStore(Path(tmp) / f"{name}.sqlite3"), args.processes, "sqlite")
             if args.each:
-                for projection in projections:
-                    _, seconds, _ = rebuild(store, SqliteReadModelStore(Path(tmp) / f"{projection.name}.sqlite3"),
-                                            [projection], projection.name)
-                    each[projection.name] = round(seconds - base_seconds, 2)
-            postgres = measure_postgres(store, args.postgres) if args.postgres else {}
+                base = result["sqlite"]["baseline"]["seconds"] if "sqlite" in result else 0.0
+                result["seconds_beyond_baseline_each"] = {
+                    p.name: round(rebuild(store, SqliteReadModelStore(Path(tmp) / f"{p.name}.sqlite3"), [p],
+                                          p.name)[1] - base, 2) for p in discover_projections()}
+            if args.postgres:
+                result["postgres"] = measure_postgres(store, args.postgres, args.processes)
         finally:
             store.close()
-    result = {
-        "events": head, "generated_seconds": round(generated, 2),
-        "projections": [p.name for p in projections],
-        "baseline_events_per_s": round(base_events / base_seconds), "baseline_seconds": round(base_seconds, 2),
-        "baseline_cpu_seconds": round(base_cpu, 2),
-        "rebuild_events_per_s": round(all_events / all_seconds), "rebuild_seconds": round(all_seconds, 2),
-        "rebuild_cpu_seconds": round(all_cpu, 2),
-        "ratio_to_baseline": round(all_seconds / base_seconds, 2),
-        "baseline_to_rebuild": round(base_seconds / all_seconds, 2),
-        "projected_seconds_for_1M": round(1_000_000 / (all_events / all_seconds), 1),
-        "parallel": parallel,
-        "postgres": postgres,
-        "seconds_beyond_baseline_each": each,
-    }
-    console.print(f"log: {head:,} events ({args.workers} workers, {EVENTS_PER_LAB} events per lab), "
-                  f"generated in {generated:.1f} s")
-    console.print(f"baseline (decode only): {result['baseline_events_per_s']:,} events/s ({base_seconds:.1f} s, "
-                  f"{base_cpu:.1f} s CPU)")
-    console.print(f"all {len(projections)} read models, one process: {result['rebuild_events_per_s']:,} events/s "
-                  f"({all_seconds:.1f} s, {all_cpu:.1f} s CPU), {result['baseline_to_rebuild']}x the baseline's "
-                  f"speed (target >= 0.5); 1 000 000 events would take ~{result['projected_seconds_for_1M']} s "
-                  "(target < 60 s)")
-    if parallel:
-        console.print(f"all read models, {parallel['processes']} processes: {parallel['rebuild_events_per_s']:,} "
-                      f"events/s ({parallel['rebuild_seconds']:.1f} s), {parallel['speedup_vs_one_process']}x "
-                      "one process")
-    if postgres:
-        console.print(f"PostgreSQL: baseline {postgres['baseline_events_per_s']:,} events/s, all read models "
-                      f"{postgres['rebuild_events_per_s']:,} events/s ({postgres['rebuild_seconds']:.1f} s), "
-                      f"{postgres['ratio_to_baseline']}x the baseline's time")
-    for name, seconds in sorted(each.items(), key=lambda kv: -kv[1]):
+    state = "generated now" if generated_now else "cached"
+    console.print(f"log: {head:,} events ({args.workers} workers, {args.students} students, {EVENTS_PER_LAB} "
+                  f"events per lab), {state}: {events_path} ({generated['seconds']:.1f} s, "
+                  f"{generated['cpu_seconds']:.1f} s CPU)")
+    for backend in ("sqlite", "postgres"):
+        if backend in result:
+            describe(backend, result[backend])
+    for name, seconds in sorted(result.get("seconds_beyond_baseline_each", {}).items(), key=lambda kv: -kv[1]):
         console.print(f"  {name:<22} alone: {seconds:6.2f} s beyond the baseline")
     if args.json:
         print(json.dumps(result, indent=2))
     return 0
+
+
+def measure_postgres(store: Any, url: str, processes: int) -> dict[str, Any]:
+    """The log copied into a throw-away schema of ``url``, rebuilt into read models there."""
+    import uuid
+
+    from adapters.eventstore.factory import drop_schema
+    from adapters.eventstore.readmodel_postgres import PostgresReadModelStore
+
+    schema = f"bench_rm_{uuid.uuid4().hex[:8]}"
+    with Lines("copying the log to PostgreSQL") as progress:
+        copy_to_postgres(store, url, schema, progress).close()
+    try:
+        return measure(partial(open_postgres_stores, url, schema),
+                       lambda name: PostgresReadModelStore(url, schema), processes, "postgres")
+    finally:
+        drop_schema(url, schema)
 
 
 if __name__ == "__main__":
