@@ -6,8 +6,11 @@ which projections and processors follow with a single checkpoint each.
 
 from __future__ import annotations
 
-from eventsourcing.application import Application
-from eventsourcing.persistence import Mapper
+from typing import Any
+
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.domain import BaseAggregate
+from eventsourcing.persistence import Mapper, Recording
 from eventsourcing.utils import Environment, EnvType
 
 from adapters.eventstore.moved_topics import register_moved_topics
@@ -39,3 +42,19 @@ class LrmApplication(Application[str]):
         # The library's compressor and whole-event cipher settings still apply on top.
         return PersonalDataMapper(self.construct_transcoder(), self.person_keys,
                                   compressor=self.factory.compressor(), cipher=self.factory.cipher())
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[str]]:
+        """The library's ``save`` without its per-object ``isinstance`` against two
+        runtime-checkable protocols (~70 µs a save: a tenth of an in-memory save); the same
+        steps, in the same order, for what LRM saves: aggregates of its own base class."""
+        if kwargs or not all(isinstance(obj, BaseAggregate) for obj in objs):
+            return super().save(*objs, **kwargs)
+        processing_event: ProcessingEvent[str] = ProcessingEvent()
+        for obj in objs:
+            processing_event.events.extend(obj.collect_events())
+            processing_event.aggregates[obj.id] = obj
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        self.notify(processing_event.events)  # the library's deprecated hook, as its save calls it
+        return recordings

@@ -17,6 +17,9 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.persistence import Cipher, Compressor, Mapper, StoredEvent, Transcoder
+from eventsourcing.utils import resolve_topic
+
+from adapters.eventstore.decoded_events import DecodedEvents
 
 from domain.personal_data import ACTOR_FIELDS, OWNER_FIELDS, erased_name, person_of_actor
 from processors.ports.personal_data import PersonKeys
@@ -27,9 +30,12 @@ _NONCE_BYTES = 12
 
 class PersonalDataMapper(Mapper[str]):
     def __init__(self, transcoder: Transcoder, keys: PersonKeys, *,
-                 compressor: Compressor | None = None, cipher: Cipher | None = None) -> None:
+                 compressor: Compressor | None = None, cipher: Cipher | None = None,
+                 decoded: DecodedEvents | None = None) -> None:
         super().__init__(transcoder, compressor=compressor, cipher=cipher)
         self.keys = keys
+        # Shared by every reader of this store; events with personal data are not kept.
+        self.decoded = decoded if decoded is not None else DecodedEvents()
         self._ciphers: dict[bytes, AESGCM] = {}
 
     # -- write ----------------------------------------------------------------------------
@@ -82,16 +88,27 @@ class PersonalDataMapper(Mapper[str]):
 
     # -- read -----------------------------------------------------------------------------
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        stream, version, state = stored_event.originator_id, stored_event.originator_version, stored_event.state
+        cls = resolve_topic(stored_event.topic)
+        event = self.decoded.get(stream, version, state, cls)
+        if event is not None:
+            return event
         event = super().to_domain_event(stored_event)
-        self._open_state(vars(event))  # a dict the transcoder just made: ours to change
+        # A dict the transcoder just made: ours to change.
+        if not self._open_state(vars(event)):  # clear values of a person must not be kept
+            self.decoded.put(stream, version, state, event)
         return event
 
-    def _open_state(self, state: dict[str, Any]) -> None:
+    def _open_state(self, state: dict[str, Any]) -> bool:
+        """Open the sealed values in place; True if there was any."""
+        opened = False
         for name, value in state.items():
             if isinstance(value, str) and value.startswith(SEALED_PREFIX):
                 state[name] = self.open(value)
+                opened = True
             elif name in ("metadata", "state") and isinstance(value, dict):
-                self._open_state(value)
+                opened = self._open_state(value) or opened
+        return opened
 
     def open(self, sealed: str) -> str:
         """The clear value of a sealed one, or the erased name once the key is gone."""

@@ -61,7 +61,11 @@ class LogFollowing(_Controller):
             for stored in batch:
                 if isinstance(stored.event, LabletInstance.Event):
                     self._note(stored, cleanup=True)
-                    self._dirty.add(stored.stream_id)
+                    # Only ids a pass can look at: a terminated instance (cleaned up
+                    # already) would stay in the set forever, and every pass would cost
+                    # the instances of the whole day so far.
+                    if stored.stream_id in self._live or stored.stream_id in self._cleanup:
+                        self._dirty.add(stored.stream_id)
                 elif isinstance(stored.event, Worker.Event) and not isinstance(stored.event, LEDGER_EVENTS):
                     self._workers.pop(stored.stream_id, None)  # its state or IP may have changed
             self.position = batch[-1].position or self.position
