@@ -51,9 +51,10 @@ class FleetCostOut(BaseModel):
     cost: float
     idle_share: float
     per_template: dict[str, dict[str, Any]]
-    lower_bound: dict[str, dict[str, Any]]
+    lower_bound: dict[str, Any]  # valid whatever the placement (domain/scaling/instant_bound.py)
     lower_bound_worker_hours: float
-    waste_ratio: float | None
+    waste_ratio: float | None  # worker_hours / lower_bound_worker_hours
+    packed_as_placed: dict[str, dict[str, Any]]  # per template, the holds as placed packed perfectly: no bound
 
 
 @router.get("/scaling/decisions", response_model=ScalingDecisionPage,

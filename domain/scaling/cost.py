@@ -1,4 +1,4 @@
-"""Fleet cost and its lower bound: how the simulator scores an autoscaling policy (SPEC §9, §10).
+"""Fleet cost, and the holds as placed packed perfectly: how a fleet's worker-hours are scored (SPEC §9, §10).
 
 Billing: a worker costs its template's ``hourly_cost`` for every hour it spends in a
 billed state — PROVISIONING (the cloud VM is up while CML boots), RUNNING and DRAINING.
@@ -7,17 +7,18 @@ PENDING (decided, not launched), STOPPING, STOPPED, TERMINATED and FAILED are no
 
 Idle share = billed hours during which the worker held no reservation / billed hours.
 
-Lower bound on worker-hours for a template, given the reservations actually served on it:
+Packed as placed, per template, given the reservations actually served on it:
 
     LB = max_r( sum_i q_i,r * d_i / C_r )  +  N * startup_hours
          r in {cpu, memory, nodes}          N = max_r ceil( peak_r / C_r )
 
 where q_i,r is reservation i's share of resource r, d_i its hold in hours, C_r one
-worker's capacity, peak_r the highest simultaneous use. The first term is the
-capacity-hours the labs actually held, packed perfectly by their dominant resource;
-the second is the boot time no policy can avoid: at least N workers must be up at the
-busiest instant, and each one booted at least once. No policy can do better, so
-``worker_hours / LB`` measures a policy's waste (SPEC target: ≤ 1.15).
+worker's capacity, peak_r the highest simultaneous use: the capacity-hours the labs held on
+that template, packed perfectly by their dominant resource, plus one boot per worker needed
+at the busiest instant. It depends on where the policy placed the labs (and pools the hours
+over the whole day), so it is a reference for that placement, **not** a bound on what a
+better one needs: the valid bound is ``domain.scaling.instant_bound`` (live report) and the
+simulator's exact one (``processors/simulation/lower_bound.py``).
 """
 
 from __future__ import annotations
@@ -197,7 +198,7 @@ class LowerBound:
 
 
 def lower_bound(template: TemplateOffer, reservations: Iterable[Reservation]) -> LowerBound:
-    """The fewest worker-hours any policy could have used to serve these reservations on this template."""
+    """These reservations, as placed on this template, packed perfectly (see the module docstring: no bound)."""
     held = list(reservations)
     capacity = {"cpu_cores": template.capacity.cpu_cores, "memory_gb": template.capacity.memory_gb, "nodes": float(template.max_nodes)}
     reserved = {name: 0.0 for name in capacity}
