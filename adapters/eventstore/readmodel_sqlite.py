@@ -8,6 +8,7 @@ loss can only lose a suffix of (models + checkpoint) together — they are repla
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -21,7 +22,9 @@ from adapters.eventstore.readmodel_sql import (
     ExecuteMany,
     SqlReadModelStore,
 )
-from processors.ports.readmodels import loads
+from processors.ports.readmodels import Checkpoint, Table, loads
+
+_SCRATCH_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,60}$")
 
 SQLITE_DIALECT = Dialect(
     placeholder="?",
@@ -75,6 +78,68 @@ class SqliteReadModelStore(SqlReadModelStore):
             with self._readers_lock:
                 self._readers.append(conn)
         yield _executor(conn)
+
+    # -- scratch builds (projections/parallel.py) -------------------------------------------
+    # SQLite has one writer per file: rebuild processes writing here would take turns on the
+    # lock (a batch's Python runs inside its transaction). Each builds in a scratch file of
+    # its own instead, and the finished tables are copied in by SQLite itself.
+    def scratch_path(self, name: str) -> Path:
+        if not _SCRATCH_NAME.match(name):
+            raise ValueError(f"invalid scratch name {name!r}")
+        return Path(f"{self.path}.{name}.scratch")
+
+    def open_scratch(self, name: str) -> SqliteReadModelStore:
+        """An empty read-model store in a file of its own beside this one (a leftover of a
+        crashed rebuild is discarded). Not durable: it is rebuilt, never recovered."""
+        self.remove_scratch(name)
+        scratch = SqliteReadModelStore(self.scratch_path(name))
+        with scratch._write_lock:  # noqa: SLF001 - the same class
+            scratch._writer.execute("PRAGMA synchronous=OFF")  # noqa: SLF001
+        return scratch
+
+    def adopt_scratch(self, name: str, tables: Sequence[Table], merged: Sequence[Table],
+                      checkpoints: Sequence[Checkpoint]) -> None:
+        """In one transaction: replace ``tables`` here by their copies in scratch ``name``,
+        add (or replace by key) its rows of ``merged``, and save ``checkpoints``."""
+        path = str(self.scratch_path(name))
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("ATTACH DATABASE ? AS scratch", (path,))  # not allowed inside a transaction
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for spec in tables:
+                        table = self.dialect.table(spec.name)
+                        ddl = conn.execute("SELECT sql FROM scratch.sqlite_master WHERE type = 'table' AND name = ?",
+                                           (table,)).fetchone()
+                        if ddl is None:
+                            raise LookupError(f"scratch {name} has no table {table}")
+                        conn.execute(f"DROP TABLE IF EXISTS main.{table}")
+                        conn.execute(ddl[0])  # unqualified: created in main, as the scratch declared it
+                        conn.execute(f"INSERT INTO main.{table} SELECT * FROM scratch.{table}")
+                    for spec in merged:
+                        table = self.dialect.table(spec.name)
+                        columns = ", ".join(row[1] for row in conn.execute(f"PRAGMA scratch.table_info({table})"))
+                        if columns:
+                            conn.execute(f"INSERT OR REPLACE INTO main.{table} ({columns}) "
+                                         f"SELECT {columns} FROM scratch.{table}")
+                    conn.executemany(
+                        f"INSERT INTO {self.dialect.checkpoints} (name, position, version) VALUES (?, ?, ?) "
+                        "ON CONFLICT (name) DO UPDATE SET position = excluded.position, version = excluded.version",
+                        [(c.name, c.position, c.version) for c in checkpoints])
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                conn.execute("DETACH DATABASE scratch")
+        for spec in tables:
+            self._tables[spec.name] = spec
+
+    def remove_scratch(self, name: str) -> None:
+        path = self.scratch_path(name)
+        for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            leftover.unlink(missing_ok=True)
 
     def close(self) -> None:
         with self._readers_lock:

@@ -121,7 +121,8 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def rebuild_parallel(open_stores: Any, processes: int, label: str) -> tuple[int, float, float]:
+def rebuild_parallel(open_stores: Any, processes: int, label: str, timings: dict[str, Any],
+                     in_place: bool = False) -> tuple[int, float, float]:
     """All read models rebuilt in ``processes`` processes: (events, wall s, CPU s of all processes)."""
     store, models, projections = open_stores()
     try:
@@ -131,7 +132,8 @@ def rebuild_parallel(open_stores: Any, processes: int, label: str) -> tuple[int,
         store.close()
     with Lines(label) as progress:
         began, cpu, child_cpu = time.perf_counter(), time.process_time(), children_cpu()
-        replayed = rebuild_in_processes(open_stores, projections, processes, progress=progress)
+        replayed = rebuild_in_processes(open_stores, projections, processes, progress=progress, timings=timings,
+                                        in_place=in_place)
         return (replayed, time.perf_counter() - began,
                 time.process_time() - cpu + children_cpu() - child_cpu)
 
@@ -159,7 +161,8 @@ def row(events: int, seconds: float, cpu: float) -> dict[str, Any]:
             "events_per_s": round(events / seconds) if seconds else 0}
 
 
-def measure(open_stores: Any, open_models: Any, processes: int, backend: str) -> dict[str, Any]:
+def measure(open_stores: Any, open_models: Any, processes: int, backend: str,
+            in_place: bool = False) -> dict[str, Any]:
     """Baseline, all read models in one process, and in ``processes`` processes, on one backend.
 
     ``open_stores()`` gives (events, read models, projections) for the parallel rebuild;
@@ -172,8 +175,10 @@ def measure(open_stores: Any, open_models: Any, processes: int, backend: str) ->
     finally:
         events.close()
     if processes > 1:
+        timings: dict[str, Any] = {}
         result["processes"] = {"count": processes, **row(*rebuild_parallel(
-            open_stores, processes, f"{backend} all, {processes} processes"))}
+            open_stores, processes, f"{backend} all, {processes} processes", timings, in_place)),
+            **{k: round(v, 2) if isinstance(v, float) else v for k, v in timings.items()}}
     return result
 
 
@@ -188,7 +193,11 @@ def describe(backend: str, result: dict[str, Any]) -> None:
     if many:
         console.print(f"{backend} all read models, {many['count']} processes: {many['events_per_s']:,} events/s "
                       f"({many['seconds']:.1f} s, {many['cpu_seconds']:.1f} s CPU of all processes), "
-                      f"{one['seconds'] / many['seconds']:.2f}x one process's wall time")
+                      f"{one['seconds'] / many['seconds']:.2f}x one process's wall time; {many['design']}, "
+                      f"CPU s per group: {', '.join(f'{v:.1f}' for v in many['group_cpu_seconds'].values())}")
+        if "copy_in_seconds" in many:
+            console.print(f"  then in this process: copy-in {many['copy_in_seconds']:.1f} s, catch-up "
+                          f"{many['catch_up_seconds']:.1f} s, switch-over {many['switch_over_seconds']:.1f} s (wall)")
 
 
 def main() -> int:
@@ -201,6 +210,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="100 000 events")
     parser.add_argument("--tiny", action="store_true", help="3 000 events (CI smoke)")
     parser.add_argument("--processes", type=int, default=2, help="also rebuild in N processes (1: skip)")
+    parser.add_argument("--in-place", action="store_true",
+                        help="N processes write the shared SQLite file (the design before scratch files)")
     parser.add_argument("--postgres", default="", help="also rebuild on PostgreSQL (events and read models)")
     parser.add_argument("--skip-sqlite", action="store_true", help="with --postgres: only PostgreSQL")
     parser.add_argument("--each", action="store_true", help="also rebuild each read model alone (where the time goes)")
@@ -224,7 +235,8 @@ def main() -> int:
             if not args.skip_sqlite:
                 result["sqlite"] = measure(
                     partial(open_sqlite_stores, str(events_path), str(Path(tmp) / "parallel.sqlite3")),
-                    lambda name: SqliteReadModelStore(Path(tmp) / f"{name}.sqlite3"), args.processes, "sqlite")
+                    lambda name: SqliteReadModelStore(Path(tmp) / f"{name}.sqlite3"), args.processes, "sqlite",
+                    args.in_place)
             if args.each:
                 base = result["sqlite"]["baseline"]["seconds"] if "sqlite" in result else 0.0
                 result["seconds_beyond_baseline_each"] = {
