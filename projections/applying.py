@@ -76,7 +76,7 @@ class BatchApplier:
                         committed[target.name] = position  # another runner did it
                         continue
                     carried = previous[1] if previous is not None and previous[0] == position else None
-                    events = [e for e in batch if e.position is not None and e.position > position]
+                    events = _after(batch, position)
                     docs = self._run(target, events, tx, carried)
                     tx.save_checkpoint(target.name, last, target.version)
                     committed[target.name] = last
@@ -101,9 +101,11 @@ class BatchApplier:
         """The events through ``handle`` on live documents, written once; a failure parks its
         event. Returns the batch's documents (None when it was redone event by event)."""
         docs = DocumentBatch(tx, target.rename, carried)
+        handle, wanted = target.projection.handle, target.projection.event_filter()
         try:
             for stored in events:
-                target.projection.handle(stored, docs)
+                if wanted[stored.event.__class__]:
+                    handle(stored, docs)
         except Exception:  # noqa: BLE001 - redone event by event to find and park the poison
             self._run_each(target, events, tx)
             return None
@@ -113,7 +115,10 @@ class BatchApplier:
     def _run_each(self, target: Target, events: Sequence[StoredEvent], tx: ReadModelTx) -> None:
         # A failed event may have half-changed the live documents it touched: each event gets
         # its own DocumentBatch (fresh copies from the transaction), dropped when it raises.
+        wanted = target.projection.event_filter()
         for stored in events:
+            if not wanted[stored.event.__class__]:
+                continue
             docs = DocumentBatch(tx, target.rename)
             try:
                 target.projection.handle(stored, docs)
@@ -166,3 +171,11 @@ class BatchApplier:
     def _parked(self, parked: object) -> None:
         self.parked += 1
         log.error("projection event parked: %s", parked)
+
+
+def _after(batch: Sequence[StoredEvent], position: int) -> Sequence[StoredEvent]:
+    """The events of ``batch`` after ``position`` (all of them, as a rule: no copy then)."""
+    first = batch[0].position
+    if first is not None and first > position:
+        return batch
+    return [e for e in batch if e.position is not None and e.position > position]

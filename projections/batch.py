@@ -6,7 +6,9 @@ document it touches, so a hot document (a worker's row, a fleet total) is encode
 per event. ``DocumentBatch`` sits between the projection and the transaction for one
 batch: ``get`` hands out the live document (loaded at most once per batch), ``put`` marks
 it changed, and ``flush`` writes each changed document once, before the checkpoint, in
-the same transaction (exactly-once is the runner's transaction, unchanged).
+the same transaction (exactly-once is the runner's transaction, unchanged): table by
+table, through the transaction's ``put_many`` where it has one (the SQL stores: one
+``executemany`` of ready rows, no per-document round through ``put``).
 
 Contract for projections (all of ``projections/readmodels`` keep it): a document from
 ``get`` is live for the batch — change it only when you ``put`` it afterwards.
@@ -42,25 +44,23 @@ class DocumentBatch:
         self._read: dict[tuple[str, str], None] = {}  # slots the projection read: worth carrying
         self._written: dict[tuple[str, str], None] = {}
 
-    def _table(self, table: str) -> str:
-        return self._rename.get(table, table)
-
+    # get / put are called several times per event: kept to a few dict operations.
     def get(self, table: str, key: str) -> Document | None:
-        slot = (self._table(table), key)
-        if slot not in self._docs:
-            self._docs[slot] = self.inner.get(slot[0], key)
+        slot = (self._rename.get(table, table), key)
+        found = self._docs.get(slot, _DELETED)
+        if found is _DELETED and slot not in self._docs:
+            found = self._docs[slot] = self.inner.get(slot[0], key)
         self._read[slot] = None
-        found = self._docs[slot]
         return None if found is _DELETED else found
 
     def put(self, table: str, key: str, doc: Document) -> None:
-        slot = (self._table(table), key)
+        slot = (self._rename.get(table, table), key)
         self._docs[slot] = doc
         self._dirty[slot] = None
         self._written[slot] = None
 
     def delete(self, table: str, key: str) -> None:
-        slot = (self._table(table), key)
+        slot = (self._rename.get(table, table), key)
         self._docs[slot] = _DELETED
         self._dirty[slot] = None
         self._written[slot] = None
@@ -75,17 +75,31 @@ class DocumentBatch:
     ) -> list[Document]:
         # A query must see the batch's own writes: write them first (rare in projections).
         self.flush()
-        return self.inner.query(self._table(table), where, order_by, descending, limit)
+        return self.inner.query(self._rename.get(table, table), where, order_by, descending, limit)
 
     def flush(self) -> None:
-        """Write every changed document once (in first-change order) into ``inner``."""
+        """Write every changed document once into ``inner`` (deletes first, then the puts of
+        each table in first-change order: each key is either, so the order cannot matter)."""
+        docs = self._docs
+        by_table: dict[str, list[tuple[str, Document]]] = {}
         for slot in self._dirty:
-            doc = self._docs[slot]
+            doc = docs[slot]
             if doc is _DELETED:
                 self.inner.delete(*slot)
             else:
-                self.inner.put(slot[0], slot[1], doc)
+                table, key = slot
+                rows = by_table.get(table)
+                if rows is None:
+                    rows = by_table[table] = []
+                rows.append((key, doc))
         self._dirty.clear()
+        put_many = getattr(self.inner, "put_many", None)
+        for table, rows in by_table.items():
+            if put_many is not None:
+                put_many(table, rows)
+            else:
+                for key, doc in rows:
+                    self.inner.put(table, key, doc)
         # Written documents stay live: later events of the batch keep changing them.
 
     def carry(self, limit: int) -> dict[tuple[str, str], Any]:

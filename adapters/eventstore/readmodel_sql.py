@@ -25,7 +25,7 @@ from processors.ports.readmodels import (
     check_fields,
     decode_cursor,
     dumps,
-    index_value,
+    index_values_of,
     iter_where,
     loads,
 )
@@ -91,10 +91,24 @@ class SqlTx:
         return loads(cached)  # a fresh copy: callers may mutate what they get
 
     def put(self, table: str, key: str, doc: Document) -> None:
-        spec = self._store.table(table)
+        values = self._store.index_values(table)
         text = dumps(doc)  # snapshot now, as a database would
         self._cache[(table, key)] = text
-        self._dirty[(table, key)] = [key, text, *(index_value(spec, n, doc) for n in spec.indexes)]
+        self._dirty[(table, key)] = [key, text, *values(doc)]
+
+    def put_many(self, table: str, items: Sequence[tuple[str, Document]]) -> None:
+        """``put`` of each ``(key, doc)`` (distinct keys), written now in one ``executemany``:
+        a batch of projected documents (projections/batch.py) that keeps its own copies."""
+        if not items:
+            return
+        cache, dirty = self._cache, self._dirty
+        if cache or dirty:
+            for key, _doc in items:
+                cache.pop((table, key), None)
+                dirty.pop((table, key), None)  # this write supersedes a staged one
+        values = self._store.index_values(table)
+        self._execute_many(self._store.upsert_sql(table),
+                           [[key, dumps(doc), *values(doc)] for key, doc in items])
 
     def delete(self, table: str, key: str) -> None:
         self._store.table(table)
@@ -130,15 +144,7 @@ class SqlTx:
         for table, rows in deletes.items():
             self._execute_many(f"DELETE FROM {d.table(table)} WHERE key = {d.placeholder}", rows)
         for table, rows in puts.items():
-            spec = self._store.table(table)
-            cols = ["key", "doc", *(f"ix_{n}" for n in spec.indexes)]
-            marks = [d.placeholder, d.doc_param, *(d.placeholder for _ in spec.indexes)]
-            updates = ", ".join(f"{c} = excluded.{c}" for c in cols[1:])
-            self._execute_many(
-                f"INSERT INTO {d.table(table)} ({', '.join(cols)}) VALUES ({', '.join(marks)}) "
-                f"ON CONFLICT (key) DO UPDATE SET {updates}",
-                rows,
-            )
+            self._execute_many(self._store.upsert_sql(table), rows)
 
     def checkpoint(self, name: str) -> Checkpoint | None:
         d = self._store.dialect
@@ -167,6 +173,12 @@ class SqlTx:
 class SqlReadModelStore(ReadModelStoreBase, ABC):
     dialect: Dialect
 
+    def __init__(self) -> None:
+        super().__init__()
+        # Per table name, made once for the declared ``Table`` (re-made when it is re-declared).
+        self._upserts: dict[str, tuple[Table, str]] = {}
+        self._index_values: dict[str, tuple[Table, Callable[[Document], list[Any]]]] = {}
+
     # -- connections (per backend) ----------------------------------------------------
     @abstractmethod
     def _write(self) -> AbstractContextManager[tuple[Execute, ExecuteMany]]:
@@ -178,6 +190,31 @@ class SqlReadModelStore(ReadModelStoreBase, ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    # -- writing rows (SqlTx) -------------------------------------------------------------
+    def upsert_sql(self, table: str) -> str:
+        """``INSERT ... ON CONFLICT (key) DO UPDATE`` of one row ``[key, doc, ix_...]``."""
+        spec = self.table(table)
+        cached = self._upserts.get(table)
+        if cached is not None and cached[0] is spec:
+            return cached[1]
+        d = self.dialect
+        cols = ["key", "doc", *(f"ix_{n}" for n in spec.indexes)]
+        marks = [d.placeholder, d.doc_param, *(d.placeholder for _ in spec.indexes)]
+        updates = ", ".join(f"{c} = excluded.{c}" for c in cols[1:])
+        sql = (f"INSERT INTO {d.table(table)} ({', '.join(cols)}) "
+               f"VALUES ({', '.join(marks)}) ON CONFLICT (key) DO UPDATE SET {updates}")
+        self._upserts[table] = (spec, sql)
+        return sql
+
+    def index_values(self, table: str) -> Callable[[Document], list[Any]]:
+        spec = self.table(table)
+        cached = self._index_values.get(table)
+        if cached is not None and cached[0] is spec:
+            return cached[1]
+        values = index_values_of(spec)
+        self._index_values[table] = (spec, values)
+        return values
 
     # -- schema ------------------------------------------------------------------------
     def _create_checkpoints_table(self) -> None:

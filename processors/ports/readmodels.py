@@ -18,11 +18,12 @@ from projections.readmodel import (
     dumps,
     encode_cursor,
     index_value,
+    index_values_of,
     iter_where,
     loads,
 )
 
 __all__ = [
     "Checkpoint", "Document", "Page", "ReadModelStore", "ReadModelTx", "Table", "Where",
-    "check_fields", "decode_cursor", "dumps", "encode_cursor", "index_value", "iter_where", "loads",
+    "check_fields", "decode_cursor", "dumps", "encode_cursor", "index_value", "index_values_of", "iter_where", "loads",
 ]

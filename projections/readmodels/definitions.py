@@ -33,6 +33,8 @@ class DefinitionsProjection(Projection):
     name = "definitions"
     version = 1
     tables = (DEFINITIONS, DEFINITION_VERSIONS)
+    handled_events = (LabletDefinition.DefinitionRegistered, LabletDefinition.DefinitionVersionPublished,
+                      LabletDefinition.DefinitionDeprecated)
 
     def handle(self, stored: StoredEvent, tx: ReadModelTx) -> None:
         event = stored.event

@@ -43,6 +43,7 @@ class FleetCostProjection(Projection):
     version = 1
     rebuild_weight = 1.5
     tables = (FLEET_COST,)
+    handled_events = (Worker.Event,)
 
     def handle(self, stored: StoredEvent, tx: ReadModelTx) -> None:
         event = stored.event

@@ -10,14 +10,16 @@ the time-range filter reads. Times are stored as fixed-width UTC ISO strings, so
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from domain.instance import InstanceState, LabletInstance
+from projections.dispatch import ByEventClass
 from projections.events import StoredEvent
 from projections.projection import Projection
 from projections.readmodel import Document, Page, ReadModelStore, ReadModelTx, Table, decode_cursor, encode_cursor
+from projections.readmodels.timestamps import iso
 
 INSTANCES = Table(
     "instances",
@@ -53,13 +55,6 @@ STATE_AFTER: dict[type, InstanceState] = {
     I.InstanceArchived: InstanceState.ARCHIVED,
     I.InstanceTerminated: InstanceState.TERMINATED,
 }
-
-
-def iso(value: datetime | None) -> str | None:
-    """Fixed-width UTC ISO 8601 (microseconds, ``+00:00``): sorts like the instants it names."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _json(value: Any) -> Any:
@@ -119,6 +114,8 @@ class InstancesProjection(Projection):
     rebuild_weight = 3.0
     tables = (INSTANCES,)
 
+    handled_events = (LabletInstance.Event,)
+
     def handle(self, stored: StoredEvent, tx: ReadModelTx) -> None:
         event = stored.event
         if not isinstance(event, LabletInstance.Event):
@@ -174,53 +171,78 @@ class InstancesProjection(Projection):
         }
 
     @staticmethod
-    def _apply(event: LabletInstance.Event, doc: Document) -> None:  # noqa: C901 - one branch per event
+    def _apply(event: LabletInstance.Event, doc: Document) -> None:
         """What each event's ``apply`` does to the aggregate, done to the document."""
-        if isinstance(event, I.PlacementDecided):
-            doc["last_placement_failure"] = None
-        elif isinstance(event, I.PlacementFailed):
-            doc["last_placement_failure"] = event.summary
-        elif isinstance(event, I.InstanceScheduled):
-            doc.update(worker_id=event.worker_id, allocated_ports=dict(event.allocated_ports),
-                       hold_start=iso(event.hold_start), hold_end=iso(event.hold_end),
-                       placement_decision_id=event.decision_id)
-        elif isinstance(event, I.InstanceMoved):
-            doc.update(worker_id=event.worker_id, allocated_ports=dict(event.allocated_ports))
-        elif isinstance(event, I.InstanceRequeued):
-            doc.update(worker_id=None, allocated_ports={}, hold_start=None, hold_end=None,
-                       placement_decision_id=None)
-        elif isinstance(event, I.InstanceHoldExtended):
-            doc["hold_end"] = iso(event.hold_end)
-        elif isinstance(event, I.InstanceExtended):
-            doc.update(timeslot_end=iso(event.timeslot_end), slot_end=iso(event.timeslot_end))
-            if event.hold_end is not None:
-                doc["hold_end"] = iso(event.hold_end)
-        elif isinstance(event, I.InstantiationStarted):
-            doc["instantiation_attempt"] = event.attempt
-            if event.lab_yaml_uri is not None:
-                doc["lab_yaml_uri"] = event.lab_yaml_uri
-        elif isinstance(event, I.LabImported):
-            doc["cml_lab_id"] = event.cml_lab_id
-        elif isinstance(event, I.InstantiationFailed):
-            doc.update(retry_count=event.retry_count, last_error=event.error)
-        elif isinstance(event, I.InstanceReady):
-            doc["user_session"] = _json(event.user_session)
-        elif isinstance(event, I.InstanceRestarted):
-            doc["stop_reason"] = None
-        elif isinstance(event, I.GradingStarted):
-            doc["grading_session"] = _json(event.grading_session)
-        elif isinstance(event, I.GradingCompleted):
-            doc.update(score_report=_json(event.score_report), stop_reason="graded")
-        elif isinstance(event, I.GradingFailed):
-            doc.update(last_error=event.reason, stop_reason="grading_failed")
-        elif isinstance(event, I.StopRequested):
-            doc["stop_reason"] = event.reason
-        elif isinstance(event, I.InstanceTerminated):
-            doc["termination_reason"] = event.reason
-        state = STATE_AFTER.get(type(event))
+        change = CHANGES[event.__class__]
+        if change is not None:
+            change(event, doc)
+        state = STATE_VALUE_AFTER[event.__class__]
         if state is not None:
-            doc["state"] = state.value
-            doc["phase_times"] = {**doc.get("phase_times", {}), state.value: iso(event.timestamp)}
+            doc["state"] = state
+            # The document is this batch's own (projections/batch.py): changed in place.
+            doc.setdefault("phase_times", {})[state] = iso(event.timestamp)
+
+
+# -- what each event changes in the document (one function per event class) --------------
+Change = Callable[[Any, Document], None]
+
+
+def _scheduled(event: Any, doc: Document) -> None:
+    doc.update(worker_id=event.worker_id, allocated_ports=dict(event.allocated_ports),
+               hold_start=iso(event.hold_start), hold_end=iso(event.hold_end),
+               placement_decision_id=event.decision_id)
+
+
+def _extended(event: Any, doc: Document) -> None:
+    doc.update(timeslot_end=iso(event.timeslot_end), slot_end=iso(event.timeslot_end))
+    if event.hold_end is not None:
+        doc["hold_end"] = iso(event.hold_end)
+
+
+def _instantiation_started(event: Any, doc: Document) -> None:
+    doc["instantiation_attempt"] = event.attempt
+    if event.lab_yaml_uri is not None:
+        doc["lab_yaml_uri"] = event.lab_yaml_uri
+
+
+def _set(**fields: Callable[[Any], Any]) -> Change:
+    """A change that sets each field to ``fields[name](event)``."""
+    items = tuple(fields.items())
+
+    def change(event: Any, doc: Document) -> None:
+        for name, value_of in items:
+            doc[name] = value_of(event)
+
+    return change
+
+
+def _const(value: Any) -> Callable[[Any], Any]:
+    return lambda _event: value
+
+
+CHANGES: ByEventClass[Change | None] = ByEventClass({
+    I.PlacementDecided: _set(last_placement_failure=_const(None)),
+    I.PlacementFailed: _set(last_placement_failure=lambda e: e.summary),
+    I.InstanceScheduled: _scheduled,
+    I.InstanceMoved: _set(worker_id=lambda e: e.worker_id, allocated_ports=lambda e: dict(e.allocated_ports)),
+    I.InstanceRequeued: _set(worker_id=_const(None), allocated_ports=lambda _e: {}, hold_start=_const(None),
+                             hold_end=_const(None), placement_decision_id=_const(None)),
+    I.InstanceHoldExtended: _set(hold_end=lambda e: iso(e.hold_end)),
+    I.InstanceExtended: _extended,
+    I.InstantiationStarted: _instantiation_started,
+    I.LabImported: _set(cml_lab_id=lambda e: e.cml_lab_id),
+    I.InstantiationFailed: _set(retry_count=lambda e: e.retry_count, last_error=lambda e: e.error),
+    I.InstanceReady: _set(user_session=lambda e: _json(e.user_session)),
+    I.InstanceRestarted: _set(stop_reason=_const(None)),
+    I.GradingStarted: _set(grading_session=lambda e: _json(e.grading_session)),
+    I.GradingCompleted: _set(score_report=lambda e: _json(e.score_report), stop_reason=_const("graded")),
+    I.GradingFailed: _set(last_error=lambda e: e.reason, stop_reason=_const("grading_failed")),
+    I.StopRequested: _set(stop_reason=lambda e: e.reason),
+    I.InstanceTerminated: _set(termination_reason=lambda e: e.reason),
+}, None)
+# The state value each event class leaves the instance in (None: unchanged).
+STATE_VALUE_AFTER: ByEventClass[str | None] = ByEventClass(
+    {kind: state.value for kind, state in STATE_AFTER.items()}, None)
 
 
 class InstanceQueries:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain.scaling_decision import ScalingDecision
 from projections.events import StoredEvent
 from projections.projection import Projection
 from projections.readmodel import Document, Page, ReadModelStore, ReadModelTx, Table, decode_cursor
@@ -24,6 +25,7 @@ class ScalingDecisionsProjection(Projection):
     name = "scaling_decisions"
     version = 1
     tables = (SCALING_DECISIONS,)
+    handled_events = (ScalingDecision.Event,)
 
     def handle(self, stored: StoredEvent, tx: ReadModelTx) -> None:
         if not stored.stream_id.startswith(STREAM_CATEGORY):

@@ -16,7 +16,8 @@ from domain.instance import InstanceState, LabletInstance
 from projections.events import StoredEvent
 from projections.projection import Projection
 from projections.readmodel import Document, Page, ReadModelStore, ReadModelTx, Table, decode_cursor
-from projections.readmodels.instances import STATE_AFTER, iso
+from projections.readmodels.instances import STATE_AFTER
+from projections.readmodels.timestamps import iso
 
 DECISIONS = Table("placement_decisions", {"instance_id": str, "position": int, "outcome": str, "owner_id": str})
 SCHEDULING = Table("scheduling_instances", {"state": str, "owner_id": str, "start": str})
@@ -33,6 +34,7 @@ class SchedulingProjection(Projection):
     version = 1
     rebuild_weight = 2.0
     tables = (DECISIONS, SCHEDULING)
+    handled_events = (LabletInstance.Event,)
 
     def handle(self, stored: StoredEvent, tx: ReadModelTx) -> None:
         event = stored.event

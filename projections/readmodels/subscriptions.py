@@ -32,6 +32,7 @@ class SubscriptionsProjection(Projection):
     name = "subscriptions"
     version = 2  # 2: allowed_rate, rotated_at, overlap_until
     tables = (SUBSCRIPTIONS,)
+    handled_events = (Sub.Event,)
 
     def handle(self, stored: StoredEvent, tx: ReadModelTx) -> None:
         event = stored.event
@@ -89,6 +90,7 @@ class CloudEventSessionsProjection(Projection):
     name = "cloudevent_sessions"
     version = 1
     tables = (SESSIONS,)
+    handled_events = (LabletInstance.InstanceReady, LabletInstance.GradingStarted)
 
     def handle(self, stored: StoredEvent, tx: ReadModelTx) -> None:
         event = stored.event

@@ -16,6 +16,7 @@ class WorkerTemplatesProjection(Projection):
     name = "worker_templates"
     version = 1
     tables = (TEMPLATES,)
+    handled_events = (WorkerTemplate.Event,)
 
     def handle(self, stored: StoredEvent, tx: ReadModelTx) -> None:
         event = stored.event

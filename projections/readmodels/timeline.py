@@ -21,7 +21,7 @@ from domain.instance import LabletInstance
 from projections.events import StoredEvent
 from projections.projection import Projection
 from projections.readmodel import Page, ReadModelStore, ReadModelTx, Table, decode_cursor
-from projections.readmodels.instances import iso
+from projections.readmodels.timestamps import iso
 
 TIMELINE = Table("instance_timeline", {"instance_id": str, "position": int})
 INSTANCE_PREFIX = f"{LabletInstance.stream_prefix()}-"
@@ -58,27 +58,32 @@ class InstanceTimelineProjection(Projection):
     def handle(self, stored: StoredEvent, tx: ReadModelTx) -> None:
         event = stored.event
         payload = getattr(event, "payload", None)
-        if payload is None or stored.position is None:
+        position = stored.position
+        if payload is None or position is None:
             return
         data = payload()
-        related = list(related_instances(stored, data))
+        stream_id = stored.stream_id
+        # Most events are on an instance's own stream: about that instance only.
+        related = [stream_id] if stream_id.startswith(INSTANCE_PREFIX) else list(related_instances(stored, data))
         if not related:
             return
-        metadata = getattr(event, "metadata", {}) or {}
-        row = {
-            "position": stored.position,
-            "stream_id": stored.stream_id,
-            "version": stored.version,
-            "type": stored.event_name,
-            "occurred_at": iso(stored.occurred_at),
-            "actor": metadata.get("actor", ""),
-            "causation_id": metadata.get("causation_id", ""),
-            "correlation_id": metadata.get("correlation_id", ""),
-            # As is: the row is encoded once when written (datetimes become ISO strings then).
-            "data": data,
-        }
+        metadata = getattr(event, "metadata", None) or {}
+        occurred_at = iso(event.timestamp)
         for instance_id in related:
-            tx.put(TIMELINE.name, f"{instance_id}@{stored.position:016d}", {**row, "instance_id": instance_id})
+            # One literal per row (the shared payload is encoded when the row is written:
+            # datetimes become ISO strings then).
+            tx.put(TIMELINE.name, f"{instance_id}@{position:016d}", {
+                "position": position,
+                "stream_id": stream_id,
+                "version": stored.version,
+                "type": event.__class__.__name__,
+                "occurred_at": occurred_at,
+                "actor": metadata.get("actor", ""),
+                "causation_id": metadata.get("causation_id", ""),
+                "correlation_id": metadata.get("correlation_id", ""),
+                "data": data,
+                "instance_id": instance_id,
+            })
 
 
 # -- plain language ---------------------------------------------------------------------

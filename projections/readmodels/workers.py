@@ -57,6 +57,7 @@ class WorkersProjection(Projection):
     version = 1
     rebuild_weight = 2.0
     tables = (WORKERS, WORKER_EVENTS)
+    handled_events = (Worker.Event,)
 
     def handle(self, stored: StoredEvent, tx: ReadModelTx) -> None:
         event = stored.event
