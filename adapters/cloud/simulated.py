@@ -13,6 +13,7 @@ which concurrent controllers call the provider.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -102,6 +103,11 @@ class SimulatedCloud:
         self.region = region
         self._vms: dict[str, _Vm] = {}
         self._live_by_worker: dict[str, str] = {}
+        # Grows with every call that changes a VM (with ``next_change_at``: the cloud says
+        # when it changes, so a controller can skip ticks that would find nothing new).
+        self.revision = 0
+        self._done_times: list[tuple[datetime, str]] = []  # (done_at, cloud id), see next_change_at
+        self._dropped_until: datetime | None = None
 
     # -- the port ---------------------------------------------------------------------
 
@@ -181,10 +187,20 @@ class SimulatedCloud:
     # -- for the simulator ------------------------------------------------------------
 
     def next_change_at(self) -> datetime | None:
-        """When the next VM changes state by itself (lets a virtual clock jump ahead)."""
+        """When the next VM changes state by itself (lets a virtual clock jump ahead).
+
+        From a heap of the transitions' end times (the simulator asks at every clock step:
+        a scan of every VM ever launched would grow with the day); entries whose time has
+        come or whose VM began another transition are dropped as they reach the top.
+        """
         now = self._now()
-        upcoming = [vm.done_at for vm in self._vms.values() if vm.done_at > now]
-        return min(upcoming, default=None)
+        if self._dropped_until is not None and now < self._dropped_until:  # the clock went back
+            return min((vm.done_at for vm in self._vms.values() if vm.done_at > now), default=None)
+        heap = self._done_times
+        while heap and (heap[0][0] <= now or self._vms[heap[0][1]].done_at != heap[0][0]):
+            heapq.heappop(heap)
+        self._dropped_until = now if self._dropped_until is None else max(self._dropped_until, now)
+        return heap[0][0] if heap else None
 
     # -- internals --------------------------------------------------------------------
 
@@ -219,17 +235,21 @@ class SimulatedCloud:
         return timedelta(seconds=seconds * factor / self.time_scale)
 
     def _boot(self, vm: _Vm, now: datetime, seconds: float) -> None:
+        self.revision += 1
         rng = self._rng(vm)
         fails = rng.random() < self.failure_probability
         vm.transient, vm.settled = CloudState.PENDING, (CloudState.FAILED if fails else CloudState.RUNNING)
         vm.done_at = now + self._scaled(seconds, rng)
         vm.failure_reason = BOOT_FAILURE_REASON if fails else None
+        heapq.heappush(self._done_times, (vm.done_at, vm.cloud_id))
 
     def _begin(
         self, vm: _Vm, now: datetime, transient: CloudState, settled: CloudState, seconds: float
     ) -> None:
+        self.revision += 1
         vm.transient, vm.settled = transient, settled
         vm.done_at = now + self._scaled(seconds, self._rng(vm))
+        heapq.heappush(self._done_times, (vm.done_at, vm.cloud_id))
         if settled is not CloudState.TERMINATED:
             vm.failure_reason = None  # a terminated VM keeps the reason it failed, if any
 

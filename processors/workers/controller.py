@@ -43,6 +43,7 @@ from domain.worker import Worker, WorkerState
 from processors.ports.clock import Clock
 from processors.ports.cloud import CloudError, CloudInstance, CloudNotFound, CloudProvider, CloudState, LaunchSpec
 from processors.retry import retry_on_conflict
+from processors.workers.quiet import LEDGER_EVENTS, Quiet, ReportsChanges, earliest
 from processors.workers.replica import AggregateReplica
 from processors.workers.retries import RetrySchedule
 
@@ -65,6 +66,8 @@ class WorkerControllerSettings:
     min_boot_timeout: timedelta = timedelta(minutes=2)
     retry_base: timedelta = timedelta(seconds=10)
     retry_max: timedelta = timedelta(minutes=5)
+    #: skip ticks that would find nothing changed (``quiet.py``; off: tests compare both)
+    skip_quiet_ticks: bool = True
 
 
 @dataclass
@@ -110,13 +113,26 @@ class WorkerController:
         self.replica = AggregateReplica(store, (Worker,))
         self.retries = RetrySchedule(self.settings.retry_base, self.settings.retry_max)
         self.reconciled = False
+        # Ticks that would find nothing changed are skipped (``quiet.py``): only with a cloud
+        # that reports its changes and no CML ready check (CML answers without telling).
+        quiet_ok = self.settings.skip_quiet_ticks and ready_check is None
+        self._changes = cloud if quiet_ok and isinstance(cloud, ReportsChanges) else None
+        self._quiet: Quiet | None = None
+        self._deadline: datetime | None = None  # the earliest boot deadline seen this tick
+        self.skipped_ticks = 0
 
     # -- the loop body -------------------------------------------------------------------
     async def tick(self) -> TickReport:
         """Bring every worker one step closer to its desired state (never blocks on a boot)."""
-        self.replica.catch_up()
+        changed = _changes_a_decision(self.replica.catch_up())
         now = self.clock.now()
         report = TickReport(now)
+        if self._quiet is not None and not changed and self._changes is not None \
+                and self._quiet.holds(now, self._changes):
+            self.skipped_ticks += 1
+            return report
+        self._quiet = None
+        self._deadline = None
         try:
             if not self.reconciled:
                 report.reconciliation = await self.reconcile(now)
@@ -145,7 +161,10 @@ class WorkerController:
             self.retries.succeeded(worker.id)
             if step:
                 report.steps.append((worker.id, step))
-        self.replica.catch_up()
+        changed = _changes_a_decision(self.replica.catch_up())
+        if self._changes is not None and not changed and not report.steps and not report.errors:
+            self._quiet = Quiet(now, self._changes.revision, self._changes.next_change_at(),
+                                earliest(self._deadline, self.retries.next_at()))
         return report
 
     def next_wakeup(self) -> datetime | None:
@@ -210,6 +229,7 @@ class WorkerController:
         started = worker.entered_at(W.PROVISIONING) or now
         expected = max((worker.expected_ready_at or started) - started, timedelta(0))
         deadline = started + self._timeout(expected)
+        self._deadline = earliest(self._deadline, deadline)
         if now >= deadline:
             await self.cloud.terminate(vm.cloud_id)
             reason = (f"boot timeout: not ready {_minutes(now - started)} min after it began "
@@ -319,6 +339,11 @@ class WorkerController:
 
     def _timeout(self, expected: timedelta) -> timedelta:
         return max(expected * self.settings.boot_timeout_factor, self.settings.min_boot_timeout)
+
+
+def _changes_a_decision(events: list[Any]) -> bool:
+    """Any worker event a tick decides from (all but reservations)."""
+    return any(not isinstance(stored.event, LEDGER_EVENTS) for stored in events)
 
 
 def _describe(vm: CloudInstance | None) -> str:

@@ -258,3 +258,14 @@ def test_a_clock_object_with_now_works_too(clock: FakeClock) -> None:
     vm = run(cloud.launch(SPEC, "Worker-1"))
     clock.advance(minutes=20)
     assert state(cloud, vm.cloud_id) is CloudState.RUNNING
+
+
+def test_next_change_after_the_clock_went_back_is_still_the_earliest_to_come(clock: FakeClock) -> None:
+    cloud = cloud_on(clock, jitter=0.0)
+    first = run(cloud.launch(SPEC, "Worker-1"))
+    clock.advance(minutes=10)
+    run(cloud.launch(SPEC, "Worker-2"))
+    clock.advance(minutes=15)  # the first boot ended: dropped from the heap
+    assert cloud.next_change_at() == first.launched_at + timedelta(minutes=30)
+    clock.advance(minutes=-10)  # a wall clock stepped back: the first boot is to come again
+    assert cloud.next_change_at() == first.launched_at + timedelta(minutes=20)

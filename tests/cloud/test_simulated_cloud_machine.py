@@ -65,6 +65,13 @@ class SimulatedCloudMachine(RuleBasedStateMachine):
             self.seen[cloud_id] = now.state
 
     @invariant()
+    def next_change_is_the_earliest_transition_still_to_end(self) -> None:
+        # The cloud keeps a heap of end times; a scan of every VM is the definition.
+        now = self.clock.now
+        ends = [vm.done_at for vm in self.cloud._vms.values() if vm.done_at > now]  # noqa: SLF001
+        assert self.cloud.next_change_at() == min(ends, default=None)
+
+    @invariant()
     def at_most_one_live_vm_per_worker(self) -> None:
         live = [vm.worker_id for vm in run(self.cloud.list_managed()) if vm.state not in GONE_FOR_GOOD]
         assert len(live) == len(set(live))
