@@ -103,9 +103,8 @@ class BatchApplier:
         docs = DocumentBatch(tx, target.rename, carried)
         handle, wanted = target.projection.handle, target.projection.event_filter()
         try:
-            for stored in events:
-                if wanted[stored.event.__class__]:
-                    handle(stored, docs)
+            for stored in [e for e in events if wanted[e.event.__class__]]:
+                handle(stored, docs)
         except Exception:  # noqa: BLE001 - redone event by event to find and park the poison
             self._run_each(target, events, tx)
             return None

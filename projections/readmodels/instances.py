@@ -57,7 +57,13 @@ STATE_AFTER: dict[type, InstanceState] = {
 }
 
 
+# Leaves that ``_json`` returns as they are, tested by exact class first (most values).
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def _json(value: Any) -> Any:
+    if value.__class__ in _PLAIN:
+        return value
     if isinstance(value, datetime):
         return iso(value)
     if isinstance(value, Mapping):
