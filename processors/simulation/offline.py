@@ -13,11 +13,16 @@ Because labs arrive in start order, every lab already on a worker started no lat
 the new one, so the worker's load over the new span is highest at its start: the exact check
 is the sum of the labs still active then. It is a heuristic (best-fit is not optimal), so
 it sits at or above the lower bound; by how much says how good the bound is.
+
+``placed_by`` (lab id → end) places each lab as if it held its worker until that end (the
+booked hold: slot end plus teardown margin, what an online scheduler must reserve) while
+billing only the span it was served: the same planner knowing every booking but not how
+early each ends nor that teardown was instant (``scripts/bench hold_rule``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,7 +37,8 @@ class _Planned:
     number: int
     kind: WorkerKind
     active: list[tuple[float, Vector]] = field(default_factory=list)  # (end, need) of labs not yet ended
-    last_end: float = float("-inf")  # hours
+    last_end: float = float("-inf")  # hours, of the placement spans
+    pieces: list[tuple[float, float]] = field(default_factory=list)  # the billed spans (hours)
     busy: float = 0.0
     bridged: float = 0.0  # gaps it stayed up through
     restarts: int = 0
@@ -49,18 +55,25 @@ class _Planned:
             return max(0.0, end - self.last_end)
         return min(start - self.last_end, self.kind.restart_hours) + (end - start)
 
-    def take(self, start: float, end: float, need: Vector) -> None:
-        if start <= self.last_end:
-            self.busy += max(0.0, end - self.last_end)
-        else:
-            gap = start - self.last_end if self.last_end > float("-inf") else 0.0
-            if gap > self.kind.restart_hours:
-                self.restarts += 1
-            else:
-                self.bridged += gap
-            self.busy += end - start
+    def take(self, start: float, end: float, need: Vector, billed_end: float) -> None:
         self.last_end = max(self.last_end, end)
         self.active.append((end, need))
+        self.pieces.append((start, billed_end))
+
+    def bill(self) -> None:
+        """Busy, bridged and restarts from the billed spans (taken in start order)."""
+        reach = float("-inf")
+        for start, end in sorted(self.pieces):
+            if start <= reach:
+                self.busy += max(0.0, end - reach)
+            else:
+                gap = start - reach if reach > float("-inf") else 0.0
+                if gap > self.kind.restart_hours:
+                    self.restarts += 1
+                else:
+                    self.bridged += gap
+                self.busy += end - start
+            reach = max(reach, end)
 
     @property
     def hours(self) -> float:
@@ -83,7 +96,8 @@ class OfflineSchedule:
                 "per_template": self.per_template, "unplaceable": self.unplaceable}
 
 
-def offline_schedule(spans: Sequence[LabSpan], workers: Sequence[WorkerKind]) -> OfflineSchedule:
+def offline_schedule(spans: Sequence[LabSpan], workers: Sequence[WorkerKind],
+                     placed_by: Mapping[str, datetime] | None = None) -> OfflineSchedule:
     if not spans:
         return OfflineSchedule(0.0, 0, 0.0, 0.0, 0.0, {})
     origin = min(s.start for s in spans)
@@ -102,7 +116,8 @@ def offline_schedule(spans: Sequence[LabSpan], workers: Sequence[WorkerKind]) ->
         if not eligible:
             unplaceable += 1
             continue
-        start, end, need = hours(span.start), hours(span.end), span.kind.need
+        start, billed_end, need = hours(span.start), hours(span.end), span.kind.need
+        end = max(billed_end, hours(placed_by[span.lab_id])) if placed_by and span.lab_id in placed_by else billed_end
         best: tuple[float, float, int] | None = None
         chosen: _Planned | None = None
         for worker in planned:
@@ -119,7 +134,9 @@ def offline_schedule(spans: Sequence[LabSpan], workers: Sequence[WorkerKind]) ->
             kind = max(eligible, key=lambda w: (span.kind.copies_in(w), -w.hourly_cost, w.name))
             chosen = _Planned(len(planned), kind)
             planned.append(chosen)
-        chosen.take(start, end, need)
+        chosen.take(start, end, need, billed_end)
+    for worker in planned:
+        worker.bill()
     per_template: dict[str, dict[str, float]] = {}
     for worker in planned:
         row = per_template.setdefault(worker.kind.name, {"workers": 0, "hours": 0.0})

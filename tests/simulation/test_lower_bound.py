@@ -120,3 +120,26 @@ def test_the_solver_closes_what_the_relaxation_leaves_open() -> None:
     assert (relaxed.workers, relaxed.exact, relaxed.method) == (3, False, "relaxation")
     solved = FewestWorkers(WORKERS, list(counts))(counts)
     assert (solved.workers, solved.exact, solved.method) == (4, True, "highs")
+
+
+@settings(max_examples=30, deadline=None)
+@given(spans)
+def test_placing_by_the_served_ends_is_the_offline_schedule(drawn: list) -> None:
+    labs = [LabSpan(f"lab-{i}", kind, start, start + length) for i, (kind, start, length) in enumerate(drawn)
+            if any(kind.eligible(w) for w in WORKERS)]
+    plain = offline_schedule(labs, WORKERS)
+    same = offline_schedule(labs, WORKERS, placed_by={lab.lab_id: lab.end for lab in labs})
+    assert same == plain
+
+
+def test_placing_by_the_booked_holds_reserves_the_teardown_margin_but_bills_the_served_span() -> None:
+    whole = LabKind((8.0, 8.0, 10.0, 2.0, 1.0), frozenset({"PERSONAL"}))  # one fills a personal worker (cpu 8)
+    first = LabSpan("a", whole, T0, T0 + timedelta(hours=1))
+    second = LabSpan("b", whole, T0 + timedelta(minutes=75), T0 + timedelta(minutes=135))
+    served = offline_schedule([first, second], WORKERS)
+    # one worker: boot, 1 h, a restart across the 15-minute gap, 1 h
+    assert served.workers == 1 and abs(served.hours - (20 / 60 + 1 + 5 / 60 + 1)) < 1e-9
+    booked = offline_schedule([first, second], WORKERS, placed_by={"a": T0 + timedelta(minutes=90)})
+    # "a" holds its worker until 09:30 for placement, so "b" needs another; each bills its hour
+    assert booked.workers == 2 and abs(booked.hours - 2 * (20 / 60 + 1)) < 1e-9
+    assert abs(booked.busy_hours - 2.0) < 1e-9
