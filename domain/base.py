@@ -37,6 +37,10 @@ def named_stream_id(aggregate_name: str, name: str) -> str:
     return stream_id(aggregate_name, uuid5(NAMESPACE_URL, f"urn:lrm:{aggregate_name}:{name}"))
 
 
+# An event's fields that are its envelope, not its data (``DomainEvent.payload`` leaves them out).
+_ENVELOPE = frozenset({"originator_id", "originator_version", "timestamp", "metadata", "originator_topic"})
+
+
 class DomainEvent(CanMutateAggregate[str], metaclass=MetaDomainEvent):
     """Base of every LRM event (a frozen dataclass)."""
 
@@ -64,8 +68,7 @@ class DomainEvent(CanMutateAggregate[str], metaclass=MetaDomainEvent):
 
     def payload(self) -> dict[str, Any]:
         """The event's own data (what a timeline or a CloudEvent shows)."""
-        skip = {"originator_id", "originator_version", "timestamp", "metadata", "originator_topic"}
-        return {k: v for k, v in vars(self).items() if k not in skip}
+        return {k: v for k, v in vars(self).items() if k not in _ENVELOPE}
 
 
 class AggregateCreated(CanInitAggregate[str], DomainEvent):

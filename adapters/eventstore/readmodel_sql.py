@@ -25,6 +25,7 @@ from processors.ports.readmodels import (
     check_fields,
     decode_cursor,
     dumps,
+    dumps_many,
     index_values_of,
     iter_where,
     loads,
@@ -107,8 +108,9 @@ class SqlTx:
                 cache.pop((table, key), None)
                 dirty.pop((table, key), None)  # this write supersedes a staged one
         values = self._store.index_values(table)
-        self._execute_many(self._store.upsert_sql(table),
-                           [[key, dumps(doc), *values(doc)] for key, doc in items])
+        texts = dumps_many([doc for _key, doc in items])
+        rows = [[key, text, *values(doc)] for (key, doc), text in zip(items, texts, strict=True)]
+        self._execute_many(self._store.upsert_sql(table), rows)
 
     def delete(self, table: str, key: str) -> None:
         self._store.table(table)

@@ -16,6 +16,7 @@ from projections.readmodel import (
     check_fields,
     decode_cursor,
     dumps,
+    dumps_many,
     encode_cursor,
     index_value,
     index_values_of,
@@ -25,5 +26,6 @@ from projections.readmodel import (
 
 __all__ = [
     "Checkpoint", "Document", "Page", "ReadModelStore", "ReadModelTx", "Table", "Where",
-    "check_fields", "decode_cursor", "dumps", "encode_cursor", "index_value", "index_values_of", "iter_where", "loads",
+    "check_fields", "decode_cursor", "dumps", "dumps_many", "encode_cursor", "index_value", "index_values_of",
+    "iter_where", "loads",
 ]

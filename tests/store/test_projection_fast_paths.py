@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from projections.dispatch import ByEventClass
 from projections.projection import EventFilter
-from projections.readmodel import Table, index_value, index_values_of
+from projections.readmodel import Table, dumps, dumps_many, index_value, index_values_of
 from projections.readmodels.timestamps import iso
 
 
@@ -71,3 +71,17 @@ def test_index_values_of_a_table_equal_index_value_field_by_field(doc: dict[str,
     except (TypeError, ValueError) as error:
         got = type(error)
     assert got == expected
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
+              st.text(st.characters(blacklist_categories=()), max_size=4),
+              st.floats(allow_nan=False), st.datetimes(timezones=st.just(UTC)), st.frozensets(st.integers(0, 3))),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=80, deadline=None)
+@given(docs=st.lists(st.dictionaries(st.text(max_size=3), json_values, max_size=4), max_size=5))
+def test_dumps_many_writes_what_dumps_writes_for_each_document(docs: list[dict[str, Any]]) -> None:
+    assert dumps_many(docs) == [dumps(doc) for doc in docs]  # big integers and lone surrogates too
