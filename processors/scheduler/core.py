@@ -87,6 +87,7 @@ class SchedulerCore:
         self.view.reserved_at.pop((worker_id, instance_id), None)
         if released:
             self.view.capacity_epoch += 1  # our own release: the view skips its event in the log
+            self.view.retries.room_changed(worker_id)
         return int(released)
 
     def _change(self, table: dict[str, Any], aggregate_id: str, command: Callable[[Any], bool]) -> bool:

@@ -14,9 +14,11 @@ from domain.context import CommandContext
 from domain.errors import ConcurrencyConflict, DomainError
 from domain.instance import InstanceState, LabletInstance
 from domain.placement import PlacementRequest
+from processors.scheduler.candidates import worker_candidate
 from processors.scheduler.records import failure_summary
 from processors.scheduler.report import PassReport
 from processors.scheduler.requests import reserve_request
+from processors.scheduler.view import GONE_WORKER_STATES
 
 if TYPE_CHECKING:  # a phase of the Scheduler: runs with the state SchedulerCore sets up
     from processors.scheduler.core import SchedulerCore as _Scheduler
@@ -35,7 +37,7 @@ class _Batch:
     aggregates: dict[str, Any] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
     reserved: list[tuple[str, str]] = field(default_factory=list)  # (worker, instance), in order
-    failed: list[str] = field(default_factory=list)
+    failed: list[tuple[str, PlacementRequest | None, int]] = field(default_factory=list)  # + retry position
     retry: list[str] = field(default_factory=list)
 
     def add(self, *aggregates: Any) -> None:
@@ -64,6 +66,9 @@ class QueuePlacement(_Scheduler):
                 continue  # failed before and nothing has made room since
             if view.holders(instance_id):
                 continue  # a placement in flight (or to recover): the reconcile step owns it
+            if instance_id in self._tried and not self._may_fit(instance_id, now):
+                self._tried[instance_id] = view.capacity_epoch  # as if tried: it would fail again
+                continue
             if self.settings.batch_size <= 1:
                 self._place(instance_id, now, report)
                 continue
@@ -73,19 +78,35 @@ class QueuePlacement(_Scheduler):
                 batch = _Batch()
         self._commit(batch, now, report)
 
+    def _may_fit(self, instance_id: str, now: datetime) -> bool:
+        """Whether a change since its last failed try could fit this queued instance now."""
+        view = self.view
+        instance = view.instances[instance_id]
+        if instance.state is not I.PENDING:
+            return True  # not ours to skip: the placing steps look at it
+
+        def takes(worker_id: str, request: PlacementRequest) -> bool:
+            worker = view.workers.get(worker_id)
+            if worker is None or worker.state in GONE_WORKER_STATES:
+                return False
+            return self.pipeline.decide(request, [worker_candidate(worker)]).placed
+
+        return view.retries.may_fit(instance_id, self.request_for(instance, now), takes)
+
     def _place_in_batch(self, instance_id: str, now: datetime, batch: _Batch) -> None:
         view = self.view
         instance = view.instances[instance_id]
         if instance.state is not I.PENDING:
             return
         ctx = self._ctx(now, f"place:{instance_id}")
+        position = view.retries.position
         request, decision, record = self._decide(instance, now, [list(p) for p in batch.reserved])
         batch.order.append(instance_id)
         if request is None or decision is None or not decision.placed:
             decision_id = str(event_id(instance.id, instance.version + 1))
             instance.record_placement_failed(decision_id, failure_summary(record), record, ctx)
             batch.add(instance)
-            batch.failed.append(instance_id)
+            batch.failed.append((instance_id, request, position))
             return
         worker_id = decision.chosen_worker_id
         assert worker_id is not None
@@ -125,8 +146,10 @@ class QueuePlacement(_Scheduler):
             for worker_id, instance_id in batch.reserved:
                 view.reserved_at[(worker_id, instance_id)] = now
                 self._tried.pop(instance_id, None)
-            for instance_id in batch.failed:
+                view.retries.forget(instance_id)
+            for instance_id, request, position in batch.failed:
                 self._tried[instance_id] = view.capacity_epoch
+                view.retries.failed(instance_id, request, position)
             report.placed += len(batch.reserved)
             report.failed += len(batch.failed)
             view.catch_up()
@@ -141,10 +164,12 @@ class QueuePlacement(_Scheduler):
             if instance.state is not I.PENDING or view.holders(instance_id):
                 return
             ctx = self._ctx(now, f"place:{instance_id}")
+            position = view.retries.position
             request, decision, record = self._decide(instance, now, [])
             if request is None or decision is None or not decision.placed:
                 self._record_failure(instance_id, record, ctx)
                 self._tried[instance_id] = view.capacity_epoch
+                view.retries.failed(instance_id, request, position)
                 report.failed += 1
                 return
             worker_id = decision.chosen_worker_id
@@ -165,6 +190,7 @@ class QueuePlacement(_Scheduler):
             view.saved(worker)
             view.reserved_at[(worker_id, instance_id)] = now
             self._tried.pop(instance_id, None)
+            view.retries.forget(instance_id)
             if self._schedule(instance_id, worker_id, ports, request, record, ctx):
                 report.placed += 1
             else:

@@ -27,6 +27,7 @@ from typing import Any
 from domain.instance import InstanceState, LabletInstance
 from domain.worker import Worker, WorkerState
 from domain.worker_template import WorkerTemplate
+from processors.scheduler.retries import RetryFilter
 from projections.events import StoredEvent
 from projections.ports import EventFeed
 
@@ -70,6 +71,8 @@ class SchedulerView:
         self._placed: dict[str, set[str]] = {}
         self._placed_on: dict[str, str] = {}
         self.capacity_epoch = 0
+        #: which failed requests a change could fit (fed with every worker change but a reservation)
+        self.retries = RetryFilter()
         self.dirty_instances: set[str] = set()
         self.dirty_workers: set[str] = set()
         #: workers whose candidate facts or ledger changed since the index last saw them
@@ -105,6 +108,7 @@ class SchedulerView:
                 self._instance_changed(instance, event, stored.position or 0)
         elif isinstance(event, WorkerTemplate.Event):
             self.capacity_epoch += 1  # a template edit may change what fits
+            self.retries.everything_changed()
         if stored.position is not None:
             self.position = stored.position
 
@@ -115,6 +119,8 @@ class SchedulerView:
         if current is None:
             if stored.version != 0:
                 table[stored.stream_id] = self.load(stored.stream_id)  # started mid-stream
+                if table is self.workers:
+                    self.retries.room_changed(stored.stream_id)  # new to the view
                 return table[stored.stream_id]
             table[stored.stream_id] = event.mutate(None)
             return table[stored.stream_id]
@@ -122,6 +128,8 @@ class SchedulerView:
             return None  # our own save, or a reload that already included it
         if stored.version != current.version + 1:
             table[stored.stream_id] = self.load(stored.stream_id)
+            if table is self.workers:
+                self.retries.room_changed(stored.stream_id)  # a gap: anything may have changed
             return table[stored.stream_id]
         event.mutate(current)
         return current
@@ -147,6 +155,7 @@ class SchedulerView:
         fresh = self.load(aggregate_id)
         if isinstance(fresh, Worker):
             self.workers[aggregate_id] = fresh
+            self.retries.room_changed(aggregate_id)  # the cached one may have differed in any way
             self.refresh_holds(fresh)
             self.changed_workers.add(aggregate_id)
             self.dirty_workers.add(aggregate_id)
@@ -172,6 +181,8 @@ class SchedulerView:
         self.dirty_workers.add(worker.id)
         if isinstance(event, CAPACITY_EVENTS):
             self.capacity_epoch += 1
+        if not isinstance(event, Worker.CapacityReserved):  # more holds never make room
+            self.retries.room_changed(worker.id)
         if isinstance(event, Worker.CapacityReserved):
             self.reserved_at[(worker.id, event.instance_id)] = event.timestamp
             self.dirty_instances.add(event.instance_id)

@@ -122,3 +122,80 @@ def test_bucket_peaks_are_the_ledgers_peaks_per_bucket(spec: dict) -> None:
         assert (cpu, memory, nodes) == pytest.approx((peak.cpu_cores, peak.memory_gb, peak_nodes))
     for r in worker.ledger.reservations():  # every bucket a hold touches is there
         assert math.floor(r.hold_start.timestamp() / BUCKET.total_seconds()) in peaks
+
+
+change_st = st.one_of(
+    st.tuples(st.just("hold"), st.integers(0, 29), hold_st, st.sampled_from([1, 2, 4, 8]), st.integers(1, 8)),
+    st.tuples(st.just("release"), st.integers(0, 29)),
+    st.tuples(st.just("state"), st.integers(0, 29), st.sampled_from(["RUNNING", "PROVISIONING", "DRAINING"])),
+    st.tuples(st.just("remove"), st.integers(0, 29)),
+    st.tuples(st.just("walk"), st.tuples(request_st, st.sampled_from([0, 0, 7]))),
+)
+#: a request and how many minutes its window is moved off the 15-minute grid (ASAP holds are)
+shifted_request_st = st.tuples(request_st, st.sampled_from([0, 0, 7]))
+
+
+def _request(shifted: tuple[dict, int]) -> PlacementRequest:
+    req, shift = shifted
+    start, end = (moment + timedelta(minutes=shift) for moment in req["hold"])
+    return PlacementRequest(
+        instance_id="LabletInstance-x", requirements=Resources(req["cpu"], req["cpu"] * 4, 10),
+        node_count=req["nodes"], license_affinity=frozenset(req["licenses"]), nested_virt=False,
+        ami_name_pattern=None, ami_min_version=None, port_names=tuple(f"p{k}" for k in range(req["ports"])),
+        hold_start=start, hold_end=end, timeslot_start=start + timedelta(minutes=15),
+    )
+
+
+def _walked(fleet, request: PlacementRequest) -> list[tuple]:
+    return [(bound, worker.candidate.worker_id, worker.tie, peaks) for bound, worker, peaks in fleet.walk(request)]
+
+
+@settings(max_examples=120, deadline=None)
+@given(workers=st.lists(worker_st, min_size=1, max_size=30), changes=st.lists(change_st, max_size=25),
+       final=st.lists(shifted_request_st, min_size=1, max_size=4))
+def test_the_fleet_kept_up_to_date_walks_like_a_fresh_one(workers: list[dict], changes: list, final: list) -> None:
+    """The scheduler keeps one ``ShortlistFleet`` and updates the changed workers; its sorted
+    windows (kept across decisions, re-sorted lazily) must walk exactly like a fleet built from
+    scratch, so the kept one never changes a decision (or its record)."""
+    from dataclasses import replace
+
+    from processors.scheduler.shortlist_fleet import ShortlistFleet
+
+    current = {c.worker_id: c for c in (candidate(n, spec) for n, spec in enumerate(workers))}
+    kept = ShortlistFleet(max_windows=3)  # small: windows are dropped and rebuilt too
+    for c in current.values():
+        kept.update(c)
+    ids = sorted(current)
+    for k, change in enumerate(changes):
+        kind = change[0]
+        if kind == "walk":
+            request = _request(change[1])
+            assert _walked(kept, request) == _walked(build_fleet(current.values()), request)
+            continue
+        if not ids:
+            continue
+        worker_id = ids[change[1] % len(ids)]
+        if worker_id not in current:
+            continue
+        c = current[worker_id]
+        if kind == "hold":
+            (start, end), need, nodes = change[2], change[3], change[4]
+            if not c.ledger.check(Resources(need, need * 4, 10), nodes, 0, start, end):
+                c.ledger.add(Reservation(f"c{k}", Resources(need, need * 4, 10), nodes, {}, start, end))
+        elif kind == "release":
+            held = [r.instance_id for r in c.ledger.reservations()]
+            if held:
+                c.ledger.remove(held[0])
+        elif kind == "state":
+            c = current[worker_id] = replace(c, state=change[2])
+        elif kind == "remove":
+            del current[worker_id]
+            kept.remove(worker_id)
+            continue
+        kept.update(c)
+    fresh = build_fleet(current.values())
+    pipeline = default_pipeline()
+    for req in final:
+        request = _request(req)
+        assert _walked(kept, request) == _walked(fresh, request)
+        assert shortlist_decide(pipeline, request, kept) == shortlist_decide(pipeline, request, fresh)
