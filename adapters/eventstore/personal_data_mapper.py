@@ -90,13 +90,23 @@ class PersonalDataMapper(Mapper[str]):
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         stream, version, state = stored_event.originator_id, stored_event.originator_version, stored_event.state
         cls = resolve_topic(stored_event.topic)
-        event = self.decoded.get(stream, version, state, cls)
-        if event is not None:
+        found = self.decoded.get(stream, version, state, cls)
+        if found is not None:
+            if found.sealed is None:
+                return found.event
+            # A person's clear values are never kept: a copy of the sealed attributes, opened
+            # now (after an erasure: the erased name).
+            event = object.__new__(cls)
+            object.__setattr__(event, "__dict__", _copy_state(found.sealed))
+            self._open_state(vars(event))
             return event
         event = super().to_domain_event(stored_event)
+        sealed = _copy_state(vars(event))
         # A dict the transcoder just made: ours to change.
-        if not self._open_state(vars(event)):  # clear values of a person must not be kept
-            self.decoded.put(stream, version, state, event)
+        if self._open_state(vars(event)):
+            self.decoded.put(stream, version, state, cls, None, sealed)
+        else:
+            self.decoded.put(stream, version, state, cls, event)
         return event
 
     def _open_state(self, state: dict[str, Any]) -> bool:
@@ -129,3 +139,13 @@ class PersonalDataMapper(Mapper[str]):
         if cipher is None:
             cipher = self._ciphers[key] = AESGCM(key)
         return cipher
+
+
+def _copy_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A copy of an event's attributes deep enough for ``_open_state`` to change it."""
+    copied = dict(state)
+    for nested in ("metadata", "state"):
+        inner = copied.get(nested)
+        if isinstance(inner, dict):
+            copied[nested] = _copy_state(inner)
+    return copied
