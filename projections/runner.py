@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from projections.applying import BatchApplier, Behind
 from projections.backoff import Backoff
+from projections.bulk import replaying_whole_models
 from projections.daemon import DaemonThread
 from projections.events import StoredEvent
 from projections.parking import PARKED, ParkedEvent
@@ -208,10 +209,11 @@ class ProjectionRunner:
         for shadow in shadows:
             self._begin_shadow(shadow)
         count = 0
-        while any(s in self._shadows for s in shadows):
-            count += self._replay([s for s in shadows if s in self._shadows], self.events.max_position(),
-                                  progress)
-            self._promote_finished()
+        with replaying_whole_models(self.store) as before_batch:
+            while any(s in self._shadows for s in shadows):
+                count += self._replay([s for s in shadows if s in self._shadows], self.events.max_position(),
+                                      progress, before_batch)
+                self._promote_finished()
         return count
 
     def _rebuild_while_following(self, projections: Sequence[Projection], progress: Progress | None) -> int:
@@ -280,12 +282,15 @@ class ProjectionRunner:
             tx.save_checkpoint(target.name, 0, target.version)
         self._set_positions({target.name: 0})
 
-    def _replay(self, targets: Sequence[Target], total: int, progress: Progress | None) -> int:
+    def _replay(self, targets: Sequence[Target], total: int, progress: Progress | None,
+                before_batch: Callable[[], None] | None = None) -> int:
         if not targets:
             return 0
         after = min(self._positions.get(t.name, 0) for t in targets)
         count = 0
         while True:
+            if before_batch is not None:
+                before_batch()
             batch = self.events.read_all(after=after, limit=self.replay_batch_size)
             if not batch:
                 break
