@@ -132,7 +132,7 @@ def _in_scratch_files(open_stores: OpenStores, events: EventFeed, store: Any, pr
         timings.setdefault("group_cpu_seconds", {})[", ".join(here) + " (this process)"] = round(
             time.process_time() - cpu, 2)
         built = children.wait()
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.process_time()
         for names, scratch in zip(others, scratches, strict=True):
             group_positions, group_count = built[tuple(names)]
             mine = [s for s in shadows if s.projection.name in names]
@@ -141,14 +141,17 @@ def _in_scratch_files(open_stores: OpenStores, events: EventFeed, store: Any, pr
             store.remove_scratch(scratch)
             positions.update(group_positions)
             count = max(count, group_count)
-        adopted = time.perf_counter()
+        adopted, adopted_cpu = time.perf_counter(), time.process_time()
         count += replay(events, store, shadows, positions, batch_size * REPLAY_BATCHES, progress)
-        replayed = time.perf_counter()
+        replayed, replayed_cpu = time.perf_counter(), time.process_time()
         for shadow in shadows:
             if store.promote(shadow.pairs(), shadow.name, shadow.projection.name):
                 retarget_parked(store, shadow)
         timings.update(copy_in_seconds=adopted - began, catch_up_seconds=replayed - adopted,
-                       switch_over_seconds=time.perf_counter() - replayed)
+                       switch_over_seconds=time.perf_counter() - replayed,
+                       serial_cpu_seconds=time.process_time() - began_cpu,
+                       copy_in_cpu_seconds=adopted_cpu - began_cpu,
+                       switch_over_cpu_seconds=time.process_time() - replayed_cpu)
         return count
     finally:
         for scratch in scratches:

@@ -201,8 +201,9 @@ def describe(backend: str, result: dict[str, Any]) -> None:
                       f"{one['seconds'] / many['seconds']:.2f}x one process's wall time; {many['design']}, "
                       f"CPU s per group: {', '.join(f'{v:.1f}' for v in many['group_cpu_seconds'].values())}")
         if "copy_in_seconds" in many:
-            console.print(f"  then in this process: copy-in {many['copy_in_seconds']:.1f} s, catch-up "
-                          f"{many['catch_up_seconds']:.1f} s, switch-over {many['switch_over_seconds']:.1f} s (wall)")
+            console.print(f"  then in this process: copy-in {many['copy_in_seconds']:.1f} s "
+                          f"({many['copy_in_cpu_seconds']:.1f} s CPU), catch-up {many['catch_up_seconds']:.1f} s, "
+                          f"switch-over {many['switch_over_seconds']:.1f} s ({many['switch_over_cpu_seconds']:.1f} s CPU)")
 
 
 def main() -> int:
