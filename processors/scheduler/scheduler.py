@@ -16,7 +16,8 @@ delivery does the right thing without remembering anything else:
    and ``InstanceScheduled`` on the instance's stream in one save; nothing fits →
    ``PlacementFailed`` (only when the reason changed). A queued instance is retried when
    the view's ``capacity_epoch`` moved (a worker came, got ready, a hold was released, a
-   template changed) or at the safety re-scan; never by blind polling;
+   template changed) or at the safety re-scan, and then only if its window moved or a
+   worker changed since can take it (``retries.py``); never by blind polling;
 4. instantiation: SCHEDULED instances due (``timeslot_start - lead``; ASAP at once) go
    INSTANTIATING with their rewritten lab YAML stored in the artifact store.
 

@@ -35,8 +35,10 @@ __all__ = ["BUCKET", "MAX_WITHOUT_FIT", "ShortlistFleet", "applicable", "bucket_
            "shortlist_decide"]
 
 _STEP = 0.0001 - 1e-9  # one rounding step of a score (4 decimals)
-FIRST_CHUNK = 4
-CHUNK = 16
+# The walk meets workers at their exact bound (on the grid): the first with room is most often
+# the winner, so evaluate one, then a few at a time (each evaluation reads those ledgers).
+FIRST_CHUNK = 1
+CHUNK = 4
 MAX_WITHOUT_FIT = 64
 
 

@@ -172,8 +172,9 @@ class ShortlistFleet:
         self._touched(worker_id, _EVERYWHERE)
 
     def _touched(self, worker_id: str, span: tuple[float, float]) -> None:
-        for order in self._windows.values():
-            if order.overlaps(span):
+        first, end = span
+        for order in self._windows.values():  # inline ``overlaps``: this runs per kept range per placement
+            if order.first < end and first < order.end:
                 order.stale.add(worker_id)
 
     def order(self, first: int, end: int) -> WindowOrder:
