@@ -31,7 +31,7 @@ from projections.events import StoredEvent
 from projections.projection import Projection
 from projections.readmodel import Document, ReadModelStore, ReadModelTx, Table
 from projections.readmodels.templates import TEMPLATES
-from projections.readmodels.workers import STATE_AFTER
+from projections.readmodels.workers import ROLE, STATE_AFTER
 
 FLEET_COST = Table("fleet_cost_workers", {"template_name": str})
 _SPEC_FIELDS = frozenset(f.name for f in fields(WorkerTemplateSpec))
@@ -47,9 +47,10 @@ class FleetCostProjection(Projection):
 
     def handle(self, stored: StoredEvent, tx: ReadModelTx) -> None:
         event = stored.event
-        if not isinstance(event, Worker.Event):
+        role = ROLE[event.__class__]  # a dict hit: isinstance on the library's event classes is slow
+        if role is None:
             return
-        if isinstance(event, Worker.WorkerRequested):
+        if role == "requested":
             tx.put(FLEET_COST.name, stored.stream_id, {
                 "worker_id": stored.stream_id,
                 "template_name": event.template_name,
@@ -63,12 +64,12 @@ class FleetCostProjection(Projection):
             return
         at = event.occurred_at
         holds: dict[str, dict[str, Any]] = doc["holds"]
-        if isinstance(event, Worker.CapacityReserved):
+        if role == "reserved":
             holds[event.instance_id] = {"start": event.hold_start.isoformat(), "end": event.hold_end.isoformat(),
                                         "resources": event.resources, "nodes": event.nodes}
-        elif isinstance(event, Worker.CapacityReleased):
+        elif role == "released":
             _cut(holds, event.instance_id, at)
-        elif isinstance(event, Worker.ReservationExtended) and event.instance_id in holds:
+        elif role == "extended" and event.instance_id in holds:
             holds[event.instance_id]["end"] = event.hold_end.isoformat()
         state = STATE_AFTER.get(type(event))
         if state is not None:

@@ -13,10 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from domain.instance import InstanceState, LabletInstance
+from projections.dispatch import ByEventClass
 from projections.events import StoredEvent
 from projections.projection import Projection
 from projections.readmodel import Document, Page, ReadModelStore, ReadModelTx, Table, decode_cursor
-from projections.readmodels.instances import STATE_AFTER
+from projections.readmodels.instances import STATE_VALUE_AFTER
 from projections.readmodels.timestamps import iso
 
 DECISIONS = Table("placement_decisions", {"instance_id": str, "position": int, "outcome": str, "owner_id": str})
@@ -38,10 +39,11 @@ class SchedulingProjection(Projection):
 
     def handle(self, stored: StoredEvent, tx: ReadModelTx) -> None:
         event = stored.event
-        if not isinstance(event, LabletInstance.Event):
+        role = ROLE[event.__class__]  # a dict hit: isinstance on the library's event classes is slow
+        if role is None:
             return
         instance_id = stored.stream_id
-        if isinstance(event, I.InstanceRequested):
+        if role == "requested":
             start = event.timeslot_start or event.timestamp
             tx.put(SCHEDULING.name, instance_id, {
                 "instance_id": instance_id, "state": InstanceState.PENDING.value, "owner_id": event.owner_id,
@@ -55,30 +57,37 @@ class SchedulingProjection(Projection):
         doc = tx.get(SCHEDULING.name, instance_id)
         if doc is None:
             return
-        if isinstance(event, (I.PlacementDecided, I.PlacementFailed)):
-            placed = isinstance(event, I.PlacementDecided)
-            record = event.decision
+        if role == "decided" or role == "failed":
+            placed = role == "decided"
             tx.put(DECISIONS.name, decision_key(instance_id, stored.version), {
                 "decision_id": event.decision_id, "instance_id": instance_id, "owner_id": doc["owner_id"],
                 "event": event.event_name, "outcome": "placed" if placed else "unplaceable",
                 "worker_id": event.worker_id if placed else None,
                 "summary": None if placed else event.summary,
                 "occurred_at": iso(event.timestamp), "actor": event.metadata.get("actor", ""),
-                "position": stored.position, "version": stored.version, "decision": record,
+                "position": stored.position, "version": stored.version, "decision": event.decision,
             })
             doc["last_failure"] = None if placed else event.summary
             doc["last_decision_position"] = stored.position
-        if isinstance(event, I.InstanceMoved):
+        elif role == "moved":
             doc["worker_id"] = event.worker_id
-        state = STATE_AFTER.get(type(event))
+        state = STATE_VALUE_AFTER[event.__class__]
         if state is not None:
-            doc["state"] = state.value
-            if isinstance(event, I.InstanceScheduled):
+            doc["state"] = state
+            if role == "scheduled":
                 doc["worker_id"] = event.worker_id
-            elif isinstance(event, I.InstanceRequeued):
+            elif role == "requeued":
                 doc.update(worker_id=None, queued_at=iso(event.timestamp), last_failure=None)
         doc["position"] = stored.position
         tx.put(SCHEDULING.name, instance_id, doc)
+
+
+# What an event class is to the scheduling documents (None: not an instance event).
+ROLE: ByEventClass[str | None] = ByEventClass({
+    I.InstanceRequested: "requested", I.PlacementDecided: "decided", I.PlacementFailed: "failed",
+    I.InstanceMoved: "moved", I.InstanceScheduled: "scheduled", I.InstanceRequeued: "requeued",
+    I.Event: "other",
+}, None)
 
 
 class SchedulingQueries:
