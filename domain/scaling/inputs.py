@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from domain.errors import InvalidInput
 from domain.ledger import Reservation
 from domain.resources import Resources
+from domain.scaling.timeline import PeakCache
 from domain.worker import WorkerState  # one life cycle: the autoscaler sees the aggregate's states
 
 
@@ -64,6 +66,36 @@ class FleetWorker:
         _aware("state_since", self.state_since)
         _aware("expected_ready_at", self.expected_ready_at, optional=True)
         _aware("drain_deadline", self.drain_deadline, optional=True)
+
+    # -- derived once per snapshot of the worker, shared by every plan that sees it --------
+    # (FleetWorker objects are kept by the autoscaler's view until the worker changes; the
+    # values below are pure functions of the fields, so sharing them changes no decision.)
+    @cached_property
+    def spans(self) -> tuple[tuple[str, float, float, tuple[float, float, float, float]], ...]:
+        """Every reservation as (instance id, start, end, usage) in epoch seconds, by start."""
+        return tuple(
+            (r.instance_id, r.hold_start.timestamp(), r.hold_end.timestamp(),
+             (r.resources.cpu_cores, r.resources.memory_gb, r.resources.storage_gb, float(r.nodes)))
+            for r in self.reservations
+        )
+
+    @cached_property
+    def peak_cache(self) -> PeakCache:
+        """Window peaks of timelines of these reservations, filled by the planner."""
+        return PeakCache()
+
+    @cached_property
+    def _moments(self) -> dict[timedelta, tuple[datetime, ...]]:
+        return {}
+
+    def hold_moments(self, grace_period: timedelta) -> tuple[datetime, ...]:
+        """Sorted instants at which a plan may change for this worker's holds: each hold's
+        start less ``grace_period`` and its end (``next_decision_at``)."""
+        cached = self._moments.get(grace_period)
+        if cached is None:
+            cached = tuple(sorted(t for r in self.reservations for t in (r.hold_start - grace_period, r.hold_end)))
+            self._moments[grace_period] = cached
+        return cached
 
     def holds_active_lab(self, now: datetime) -> bool:
         """A lab lives on it: an active instance, or a hold that covers ``now``."""
@@ -133,6 +165,12 @@ class TemplateOffer:
             raise InvalidInput("max_nodes", "must not be negative")
         if self.startup_minutes < 0 or self.restart_minutes < 0:
             raise InvalidInput("startup_minutes", "boot times must not be negative")
+
+    @cached_property
+    def peak_cache(self) -> PeakCache:
+        """Window peaks of timelines of a new worker of this template, filled by the planner
+        (the autoscaler's view keeps the same offers from plan to plan)."""
+        return PeakCache()
 
     @property
     def startup(self) -> timedelta:

@@ -26,7 +26,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from domain.ledger import Reservation
 from domain.resources import TOLERANCE, Resources
 from domain.scaling.inputs import BOOTING_STATES, DemandItem, FleetWorker, TemplateOffer, WorkerState
 from domain.scaling.timeline import Timeline, Usage
@@ -158,13 +157,6 @@ def template_fits(template: TemplateOffer, item: DemandItem) -> bool:
     )
 
 
-def _timeline(reservations: Iterable[Reservation]) -> Timeline:
-    timeline = Timeline()
-    for r in reservations:
-        timeline.add(r.instance_id, r.hold_start, r.hold_end, _usage(r.resources, r.nodes))
-    return timeline
-
-
 def fleet_bin(
     worker: FleetWorker,
     now: datetime,
@@ -184,7 +176,10 @@ def fleet_bin(
     else:
         boot = timedelta(0)
         earliest = now
-    live = [r for r in worker.reservations if r.hold_end > now]
+    # The reservations that have not ended; over windows that start at or after now they
+    # peak as the whole ledger does, so the worker's cache serves every plan that sees it.
+    now_s = now.timestamp()
+    live = [span for span in worker.spans if span[2] > now_s]
     return Bin(
         key=worker.worker_id,
         origin=origin,
@@ -196,7 +191,7 @@ def fleet_bin(
         hourly_cost=template.hourly_cost if template else 0.0,
         earliest_ready=earliest,
         boot=boot,
-        timeline=_timeline(live),
+        timeline=Timeline.of_spans(live, shared=worker.peak_cache, shared_from=now_s),
         worker_id=worker.worker_id,
     )
 
@@ -213,7 +208,7 @@ def launch_bin(template: TemplateOffer, now: datetime, sequence: int) -> Bin:
         hourly_cost=template.hourly_cost,
         earliest_ready=now + template.startup,
         boot=template.startup,
-        timeline=Timeline(),
+        timeline=Timeline.of_spans([], shared=template.peak_cache),
     )
 
 

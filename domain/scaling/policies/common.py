@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -55,10 +56,10 @@ def next_decision_at(
     del templates  # (kept in the signature: drain deadlines now live on the worker)
     moments = [d.launch_at for d in deferred]
     for worker in fleet:
-        for r in worker.reservations:
-            for t in (r.hold_start - settings.grace_period, r.hold_end):
-                if t > now:
-                    moments.append(t)
+        holds = worker.hold_moments(settings.grace_period)  # sorted: the first one after now
+        after = bisect_right(holds, now)
+        if after < len(holds):
+            moments.append(holds[after])
         if worker.state is WorkerState.DRAINING and worker.drain_deadline is not None:
             moments.append(worker.drain_deadline)
         if worker.state is WorkerState.STOPPED:
