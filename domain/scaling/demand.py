@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
-from domain.ledger import Reservation, ReservationLedger
-from domain.resources import ZERO, Resources
+from domain.resources import TOLERANCE, ZERO, Resources
 from domain.scaling.inputs import DemandItem, FleetWorker, ScalingSettings
-
-_UNBOUNDED = Resources(1e15, 1e15, 1e15)
 
 
 def split_queued(
@@ -27,18 +26,44 @@ def split_queued(
 
 
 def demand_peak(items: Sequence[DemandItem]) -> tuple[Resources, int]:
-    """Highest simultaneous need of these items (per field), over their own windows."""
+    """Highest simultaneous need of these items (per field), over their own windows.
+
+    The sweep of ``ReservationLedger.peak`` over the items' span, without building a ledger
+    (this runs in every plan): the same points in the same order (by hold start, then
+    instance id), so the same sums (tests/domain/scaling/test_demand_peak.py)."""
     if not items:
         return ZERO, 0
-    ledger = ReservationLedger(_UNBOUNDED, 10**12, (1, 65535))
-    for item in items:
-        ledger.add(
-            Reservation(item.instance_id, item.requirements, item.node_count, {}, item.hold_start, item.hold_end),
-            verify=False,
-        )
-    start = min(i.hold_start for i in items)
     end = max(i.hold_end for i in items)
-    return ledger.peak(start, end)
+    points: list[tuple[datetime, float, float, float, int]] = []
+    for item in sorted(items, key=lambda i: (i.hold_start, i.instance_id)):
+        r = item.requirements
+        points.append((item.hold_start, r.cpu_cores, r.memory_gb, r.storage_gb, item.node_count))
+        if item.hold_end < end:
+            points.append((item.hold_end, -r.cpu_cores, -r.memory_gb, -r.storage_gb, -item.node_count))
+    points.sort(key=itemgetter(0))
+    cpu = mem = sto = 0.0
+    nodes = 0
+    best_cpu = best_mem = best_sto = 0.0
+    best_nodes = 0
+    count, i = len(points), 0
+    while i < count:
+        t = points[i][0]
+        while i < count and points[i][0] == t:  # an end and a start at one instant do not overlap
+            _, d_cpu, d_mem, d_sto, d_nodes = points[i]
+            cpu += d_cpu
+            mem += d_mem
+            sto += d_sto
+            nodes += d_nodes
+            i += 1
+        if cpu > best_cpu + TOLERANCE:
+            best_cpu = cpu
+        if mem > best_mem + TOLERANCE:
+            best_mem = mem
+        if sto > best_sto + TOLERANCE:
+            best_sto = sto
+        if nodes > best_nodes:
+            best_nodes = nodes
+    return Resources(best_cpu, best_mem, best_sto), int(round(best_nodes))
 
 
 def capacity_by_state(fleet: Iterable[FleetWorker]) -> dict[str, dict[str, Any]]:
@@ -66,7 +91,7 @@ def demand_summary(
 ) -> dict[str, Any]:
     within, beyond = split_queued(now, demand, settings)
     peak, nodes = demand_peak(within)
-    live_reservations = sum(1 for w in fleet for r in w.reservations if r.hold_end > now)
+    live_reservations = sum(len(ends) - bisect_right(ends, now) for ends in (w.hold_ends for w in fleet))
     needs = [i.needed_by(settings.instantiation_lead) for i in within]
     return {
         "queued": len(within) + len(beyond),

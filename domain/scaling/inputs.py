@@ -80,6 +80,11 @@ class FleetWorker:
         )
 
     @cached_property
+    def hold_ends(self) -> tuple[datetime, ...]:
+        """Every reservation's end, sorted (how many have not ended: a bisection)."""
+        return tuple(sorted(r.hold_end for r in self.reservations))
+
+    @cached_property
     def peak_cache(self) -> PeakCache:
         """Window peaks of timelines of these reservations, filled by the planner."""
         return PeakCache()

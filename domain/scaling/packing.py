@@ -58,6 +58,10 @@ class Bin:
     first_start: datetime | None = None  # the first lab's start (replacement lead)
     replacement_boot: timedelta | None = None  # set once the packing is done
     for_warm_minimum: bool = False
+    _limits: Usage = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._limits = self.limits
 
     @property
     def in_use(self) -> bool:
@@ -86,14 +90,17 @@ class Bin:
         if not item.accepts_license(self.license_type) or (item.nested_virt and not self.nested_virt):
             return None
         peak = self.timeline.peak(need.start, need.end)
-        cap = self.limits
+        usage = need.usage
+        cap = self._limits
         share = 0.0
-        for k in range(4):
-            total = peak[k] + need.usage[k]
+        for k in range(4):  # (the packing's innermost loop: one Python call per item and bin)
+            total = peak[k] + usage[k]
             if total > cap[k] + TOLERANCE:
                 return None
             if cap[k] > 0:
-                share = max(share, total / cap[k])
+                fraction = total / cap[k]
+                if fraction > share:
+                    share = fraction
         return share
 
     def fits(self, item: DemandItem) -> bool:
@@ -281,7 +288,10 @@ def pack(
             return max(timedelta(0), b.earliest_ready - need)
 
         chosen: Bin | None = None
-        scored = [(f, b) for b in used if (f := fullness(b)) is not None]
+        # fullness() inlined: this loop runs once per queued item and bin in use
+        scored = [(f, b) for b in used
+                  if (deadline is None or b.earliest_ready <= deadline)
+                  and (f := b.fullness_if_fits(item, size)) is not None]
         if scored:
             chosen = min(scored, key=lambda fb: (-fb[0], fb[1].earliest_ready, fb[1].key))[1]
         if chosen is None:
