@@ -1,5 +1,10 @@
 """Phase 1 of a pass: lost workers (FAILED, TERMINATED, or DRAINING past its deadline) are
-evacuated: their holds released, SCHEDULED instances requeued, live ones terminated."""
+evacuated: their holds released, SCHEDULED instances requeued, live ones terminated.
+
+A worker an admin drains *with a deadline* gives up, at once, the bookings that have not
+begun instantiating and whose window would outlast the deadline: requeued, they are placed
+on another worker instead of starting on this one only to be ended at the deadline (the
+ones already running stay: the admin chose to end those)."""
 
 from __future__ import annotations
 
@@ -35,6 +40,8 @@ class LostWorkers(_Scheduler):
             reason = self._lost_reason(worker, now)
             if reason is not None:
                 self._evacuate(worker_id, reason, now, report)
+            elif worker.state is WorkerState.DRAINING and worker.drain_deadline is not None:
+                self._rescue_from_deadline(worker_id, worker.drain_deadline, now, report)
 
     @staticmethod
     def _lost_reason(worker: Worker, now: datetime) -> str | None:
@@ -59,6 +66,21 @@ class LostWorkers(_Scheduler):
         worker = self.view.workers.get(worker_id)
         for reservation in list(worker.ledger.reservations()) if worker is not None else ():
             report.released += self._release(worker_id, reservation.instance_id, reason, ctx)
+
+    def _rescue_from_deadline(self, worker_id: str, deadline: datetime, now: datetime, report: PassReport) -> None:
+        ctx = self._ctx(now, f"drain-deadline:{worker_id}")
+        for instance in self.view.instances_on(worker_id):
+            if not _outlasts(instance, worker_id, deadline):
+                continue
+            if self._change_instance(instance.id, lambda i: _unschedule(i, worker_id, "drain_deadline", ctx)
+                                     if _outlasts(i, worker_id, deadline) else False):
+                report.requeued += 1
+                report.released += self._release(worker_id, instance.id, "drain_deadline", ctx)
+
+
+def _outlasts(instance: LabletInstance, worker_id: str, deadline: datetime) -> bool:
+    return (instance.state is I.SCHEDULED and instance.worker_id == worker_id
+            and instance.timeslot_end is not None and instance.timeslot_end > deadline)
 
 
 def _unschedule(instance: LabletInstance, worker_id: str, reason: str, ctx: CommandContext) -> bool:

@@ -112,8 +112,8 @@ class KpiCollector:
         facts = self.instances.get(instance_id)
         if facts is None:
             return
-        if isinstance(event, LabletInstance.InstanceScheduled):
-            facts.worker_id = event.worker_id
+        if isinstance(event, (LabletInstance.InstanceScheduled, LabletInstance.InstanceMoved)):
+            facts.worker_id = event.worker_id  # a moved booking's drain is its new worker's
         elif isinstance(event, LabletInstance.InstanceReady) and facts.ready_at is None:
             facts.ready_at = event.timestamp
             self.live_labs += 1

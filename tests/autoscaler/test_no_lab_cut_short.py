@@ -6,6 +6,8 @@ worker an admin drained *with a timeout* (counted apart, ``interrupted_by_admin`
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -62,3 +64,14 @@ def test_no_lab_is_ended_by_the_system_inside_its_booked_window(data: dict[str, 
     assert not [cause for cause in kpis["interrupted_causes"] if cause.startswith("system:")]
     # every drain_timeout comes from an admin's drain
     assert all(cause == "admin:drain_timeout" for cause in kpis["interrupted_causes"] if "drain_timeout" in cause)
+
+
+def test_a_booking_moved_onto_a_worker_an_admin_then_drains_is_placed_elsewhere_not_cut() -> None:
+    """Found by the test above: a booking consolidation had moved onto a worker, which an
+    admin then drained with a one-hour timeout, began instantiating there 33 minutes before
+    the deadline and was ended 42 minutes early (and the KPI still counted it on its first
+    worker, so it read as the system's doing). Now the drain gives such bookings up at once."""
+    data = json.loads((Path(__file__).parent / "data" / "moved_then_admin_drained.json").read_text())
+    kpis = build_simulation(workload_from_dict(data)).run().kpis
+    assert kpis["interrupted"] == {"count": 0, "minutes": 0.0}, kpis["interrupted_causes"]
+    assert kpis["interrupted_causes"] == {"admin:drain_timeout": 1}  # the lab already running when drained

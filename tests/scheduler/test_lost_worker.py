@@ -75,18 +75,49 @@ def test_scheduled_instances_are_re_placed_and_live_ones_terminated(
     check_invariants(store, [doomed.id, spare.id], [live.id, booked.id])
 
 
-def test_a_draining_worker_keeps_its_instances_until_the_deadline(store: EventStore, clock: VirtualClock) -> None:
+def test_a_draining_worker_keeps_the_bookings_its_deadline_lets_finish(store: EventStore, clock: VirtualClock) -> None:
     worker = new_worker(template(cpu=4, memory=16))
     store.save(worker)
-    booked = new_instance(T0 + timedelta(hours=3), req=HALF)
+    booked = new_instance(T0 + timedelta(minutes=50), minutes=30, req=HALF)  # over before the deadline
     store.save(booked)
     scheduler = Scheduler(store, clock)
     scheduler.run_until_idle()
     draining = store.get(worker.id)
-    draining.start_draining("admin", CommandContext(at=T0, actor="admin:ops"), timeout_hours=1)
+    draining.start_draining("admin", CommandContext(at=T0, actor="admin:ops"), timeout_hours=1.5)
     store.save(draining)
 
-    clock.advance(timedelta(minutes=59))
+    clock.advance(timedelta(minutes=30))
     assert not scheduler.run_until_idle().acted
     assert store.get(booked.id).worker_id == worker.id
-    assert scheduler.next_wake() == T0 + timedelta(hours=1)  # the drain deadline
+    assert scheduler.next_wake() is not None and scheduler.next_wake() <= T0 + timedelta(minutes=90)
+
+
+def test_an_admin_drain_deadline_gives_up_at_once_the_bookings_it_would_cut(store: EventStore,
+                                                                             clock: VirtualClock) -> None:
+    """Not started on the drained worker only to be ended at its deadline: requeued at the
+    drain, placed on another worker; a lab already running stays (the admin's choice)."""
+    drained, other = new_worker(template(cpu=4, memory=16)), new_worker(template(cpu=4, memory=16))
+    store.save(drained)
+    running = new_instance(None, minutes=120, req=HALF)
+    store.save(running)
+    scheduler = Scheduler(store, clock)
+    scheduler.run_until_idle()
+    assert store.get(running.id).worker_id is not None
+    first = store.get(running.id).worker_id
+    store.save(other)
+    later = new_instance(T0 + timedelta(minutes=40), minutes=60, req=HALF)
+    store.save(later)
+    scheduler.run_until_idle()
+    drain_target = store.get(later.id).worker_id
+    assert drain_target is not None
+    worker = store.get(drain_target)
+    worker.start_draining("admin", CommandContext(at=T0, actor="admin:ops"), timeout_hours=1)
+    store.save(worker)
+
+    scheduler.run_until_idle()
+    moved = store.get(later.id)
+    assert moved.worker_id is not None and moved.worker_id != drain_target  # placed elsewhere
+    assert later.id not in store.get(drain_target).ledger
+    if first == drain_target:  # the running lab is not moved: it ends at the deadline
+        assert store.get(running.id).worker_id == drain_target
+    check_invariants(store, [drained.id, other.id], [running.id, later.id])
