@@ -34,15 +34,23 @@ from projections.readmodels.templates import TEMPLATES
 from projections.readmodels.workers import ROLE, STATE_AFTER
 
 FLEET_COST = Table("fleet_cost_workers", {"template_name": str})
+# One row per hold, not a map inside the worker's document: a worker serves holds all its
+# life, and a document holding every one was re-encoded on each of its events (the 1 M
+# rebuild's cost grew with the square of the log).
+FLEET_COST_HOLDS = Table("fleet_cost_holds", {"template_name": str, "worker_id": str})
 _SPEC_FIELDS = frozenset(f.name for f in fields(WorkerTemplateSpec))
 SCAN_PAGE = 500
 
 
+def _hold_key(worker_id: str, instance_id: str) -> str:
+    return f"{worker_id}/{instance_id}"
+
+
 class FleetCostProjection(Projection):
     name = "fleet_cost"
-    version = 1
+    version = 2
     rebuild_weight = 1.5
-    tables = (FLEET_COST,)
+    tables = (FLEET_COST, FLEET_COST_HOLDS)
     handled_events = (Worker.Event,)
 
     def handle(self, stored: StoredEvent, tx: ReadModelTx) -> None:
@@ -50,50 +58,68 @@ class FleetCostProjection(Projection):
         role = ROLE[event.__class__]  # a dict hit: isinstance on the library's event classes is slow
         if role is None:
             return
+        worker_id = stored.stream_id
         if role == "requested":
-            tx.put(FLEET_COST.name, stored.stream_id, {
-                "worker_id": stored.stream_id,
+            tx.put(FLEET_COST.name, worker_id, {
+                "worker_id": worker_id,
                 "template_name": event.template_name,
                 "template": event.template,
                 "transitions": [[event.occurred_at.isoformat(), WorkerState.PENDING.value]],
-                "holds": {},
+                "open": [],  # instances holding it now: what its termination cuts
             })
             return
-        doc = tx.get(FLEET_COST.name, stored.stream_id)
+        doc = tx.get(FLEET_COST.name, worker_id)
         if doc is None:
             return
         at = event.occurred_at
-        holds: dict[str, dict[str, Any]] = doc["holds"]
+        changed = False
         if role == "reserved":
-            holds[event.instance_id] = {"start": event.hold_start.isoformat(), "end": event.hold_end.isoformat(),
-                                        "resources": event.resources, "nodes": event.nodes}
+            tx.put(FLEET_COST_HOLDS.name, _hold_key(worker_id, event.instance_id), {
+                "worker_id": worker_id, "template_name": doc["template_name"], "instance_id": event.instance_id,
+                "start": event.hold_start.isoformat(), "end": event.hold_end.isoformat(),
+                "resources": event.resources, "nodes": event.nodes})
+            if event.instance_id not in doc["open"]:
+                doc["open"].append(event.instance_id)
+                changed = True
         elif role == "released":
-            _cut(holds, event.instance_id, at)
-        elif role == "extended" and event.instance_id in holds:
-            holds[event.instance_id]["end"] = event.hold_end.isoformat()
+            _cut(tx, worker_id, event.instance_id, at)
+            if event.instance_id in doc["open"]:
+                doc["open"].remove(event.instance_id)
+                changed = True
+        elif role == "extended":
+            key = _hold_key(worker_id, event.instance_id)
+            hold = tx.get(FLEET_COST_HOLDS.name, key)
+            if hold is not None:
+                hold["end"] = event.hold_end.isoformat()
+                tx.put(FLEET_COST_HOLDS.name, key, hold)
         state = STATE_AFTER.get(type(event))
         if state is not None:
             doc["transitions"].append([at.isoformat(), state.value])
+            changed = True
             if state is WorkerState.TERMINATED:
-                for instance_id in list(holds):
-                    _cut(holds, instance_id, at)
-        tx.put(FLEET_COST.name, stored.stream_id, doc)
+                for instance_id in doc["open"]:
+                    _cut(tx, worker_id, instance_id, at)
+                doc["open"] = []
+        if changed:
+            tx.put(FLEET_COST.name, worker_id, doc)
 
 
-def _cut(holds: dict[str, dict[str, Any]], instance_id: str, at: datetime) -> None:
+def _cut(tx: ReadModelTx, worker_id: str, instance_id: str, at: datetime) -> None:
     """A hold given back at ``at``: it was held until then (or not at all, if not begun)."""
-    hold = holds.get(instance_id)
+    key = _hold_key(worker_id, instance_id)
+    hold = tx.get(FLEET_COST_HOLDS.name, key)
     if hold is None:
         return
     if datetime.fromisoformat(hold["start"]) >= at:
-        del holds[instance_id]
+        tx.delete(FLEET_COST_HOLDS.name, key)
     elif datetime.fromisoformat(hold["end"]) > at:
         hold["end"] = at.isoformat()
+        tx.put(FLEET_COST_HOLDS.name, key, hold)
 
 
 def _reservations(doc: Document, until: datetime) -> list[Reservation]:
     held = []
-    for instance_id, hold in sorted(doc["holds"].items()):
+    for instance_id, hold in sorted(doc.get("holds", {}).items()):
         start = datetime.fromisoformat(hold["start"])
         end = min(datetime.fromisoformat(hold["end"]), until)
         if end > start:
@@ -110,8 +136,9 @@ def _offer(spec: Document) -> TemplateOffer | None:
 
 
 def cost_report(docs: list[Document], now: datetime, catalog: Iterable[Document] = ()) -> dict[str, Any]:
-    """Cost so far of these workers at ``now`` (a pure function of the documents); ``catalog``:
-    the template documents, so the bound counts templates the fleet did not use."""
+    """Cost so far of these workers at ``now`` (a pure function of the documents, each with
+    its ``holds`` by instance id); ``catalog``: the template documents, so the bound counts
+    templates the fleet did not use."""
     intervals = []
     hourly: dict[str, float] = {}
     busy: dict[str, list[tuple[datetime, datetime]]] = {}
@@ -150,7 +177,12 @@ class FleetCostQueries:
     def report(self, now: datetime, *, template_name: str | None = None) -> dict[str, Any]:
         where = {} if template_name is None else {"template_name": template_name}
         catalog = () if template_name is not None else list(self._scan(TEMPLATES.name, {}))
-        return cost_report(list(self._scan(FLEET_COST.name, where)), now, catalog)
+        docs = {doc["worker_id"]: {**doc, "holds": {}} for doc in self._scan(FLEET_COST.name, where)}
+        for hold in self._scan(FLEET_COST_HOLDS.name, where):
+            doc = docs.get(hold["worker_id"])
+            if doc is not None:
+                doc["holds"][hold["instance_id"]] = hold
+        return cost_report(list(docs.values()), now, catalog)
 
     def _scan(self, table: str, where: dict[str, Any]) -> Iterator[Document]:
         after: str | None = None
