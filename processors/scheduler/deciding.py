@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from domain.instance import LabletInstance
 from domain.placement import CandidateIndex, PlacementDecision, PlacementRequest
+from domain.placement.slot_start_fallback import ready_by_slot_start
 from processors.scheduler.candidates import (
     _same_facts,
     _shape,
@@ -38,26 +39,34 @@ class Deciding(_Scheduler):
             return None, None, {"instance_id": instance.id, "outcome": "unplaceable", "reason": "the timeslot is over"}
         self._refresh_fleet()
         started = time.perf_counter()
-        # An exam wave asks the same thing many times: while the fleet has not changed, the
-        # same request (but for its instance) gets the same "nothing fits" (decide is pure).
-        shape = _shape(request)
-        known = self._unplaceable.get(shape)
-        if known is not None and known[0] == self._fleet_version:
-            decision = replace(known[1], instance_id=request.instance_id)
-            pruned, shortlisted = 0, known[2]
-        else:
-            decision, pruned, shortlisted = decide_over_fleet(
-                self.pipeline, request, (lambda: self._fleet) if self._use_shortlist() else None,
-                self._candidate_index,
-            )
-            if not decision.placed:
-                if len(self._unplaceable) > 1024:
-                    self._unplaceable.clear()
-                self._unplaceable[shape] = (self._fleet_version, decision, shortlisted)
+        decision, pruned, shortlisted = self._decide_cached(request)
+        if not decision.placed and (relaxed := ready_by_slot_start(request)) is not None:
+            # No worker ready by instantiation start: one still booting but ready by the
+            # slot's start beats waiting for a launch made only now (slot_start_fallback).
+            late = self._decide_cached(relaxed)
+            if late[0].placed:
+                request, (decision, pruned, shortlisted) = relaxed, late
         self.decision_seconds.append(time.perf_counter() - started)
         record = decision_record(decision, request, self.view.position, detail_limit=self.settings.detail_limit,
                                  pending=pending, pruned=pruned, shortlist=shortlisted)
         return request, decision, record
+
+    def _decide_cached(self, request: PlacementRequest) -> tuple[PlacementDecision, int, bool]:
+        """The policy's decision, pruned workers and whether the shortlist ran. An exam wave
+        asks the same thing many times: while the fleet has not changed, the same request
+        (but for its instance) gets the same "nothing fits" (decide is pure)."""
+        shape = _shape(request)
+        known = self._unplaceable.get(shape)
+        if known is not None and known[0] == self._fleet_version:
+            return replace(known[1], instance_id=request.instance_id), 0, known[2]
+        decision, pruned, shortlisted = decide_over_fleet(
+            self.pipeline, request, (lambda: self._fleet) if self._use_shortlist() else None, self._candidate_index,
+        )
+        if not decision.placed:
+            if len(self._unplaceable) > 1024:
+                self._unplaceable.clear()
+            self._unplaceable[shape] = (self._fleet_version, decision, shortlisted)
+        return decision, pruned, shortlisted
 
     def _use_shortlist(self) -> bool:
         return self._shortlist_ok and len(self._fleet) > self.settings.prune_above
