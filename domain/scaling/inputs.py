@@ -313,6 +313,9 @@ class ScalingSettings:
     ``replacement_lead``: a boot is timed so that, if it fails, one replacement boot
     (a restart of a spare stopped worker when one exists, else a launch) is still ready
     ``scale_up_margin`` before the first lab's start (SPEC §5 "boot failures").
+    ``hedge_boots``: a boot whose slack before its first start is shorter than one
+    replacement boot gets a spare worker of its template booting in parallel
+    (``domain.scaling.hedging``).
     ``allow_cancel_drain``: new demand may take back a DRAINING worker (CancelDrain)
     before anything is restarted or launched.
     ``consolidate`` / ``consolidation_min_saving``: re-pack movable future reservations
@@ -331,6 +334,7 @@ class ScalingSettings:
     replacement_lead: bool = True
     consolidate: bool = True
     consolidation_min_saving: timedelta = timedelta(minutes=15)
+    hedge_boots: bool = True
 
     def __post_init__(self) -> None:
         for name in ("horizon", "grace_period", "instantiation_lead", "stopped_retention", "scale_up_margin",
@@ -368,6 +372,7 @@ class ScalingSettings:
             "replacement_lead": self.replacement_lead,
             "consolidate": self.consolidate,
             "consolidation_min_saving_seconds": self.consolidation_min_saving.total_seconds(),
+            "hedge_boots": self.hedge_boots,
         }
 
     @classmethod
@@ -390,4 +395,5 @@ class ScalingSettings:
             replacement_lead=bool(data.get("replacement_lead", base.replacement_lead)),
             consolidate=bool(data.get("consolidate", base.consolidate)),
             consolidation_min_saving=seconds("consolidation_min_saving", base.consolidation_min_saving),
+            hedge_boots=bool(data.get("hedge_boots", base.hedge_boots)),
         )

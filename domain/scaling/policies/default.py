@@ -4,7 +4,8 @@ Scale up so capacity is ready by ``timeslot_start - instantiation_lead`` for eve
 instance within the horizon and every booking on a stopped worker, sized by packing the
 whole demand at once; launches and restarts are made as late as boot time plus
 ``scale_up_margin`` (and the lead for one replacement boot) allows (earlier ones are listed
-as ``deferred``). Consolidation first moves bookings that have not started instantiating
+as ``deferred``); a boot that cannot get that lead gets a spare booting in parallel
+(``hedging``). Consolidation first moves bookings that have not started instantiating
 off workers they alone keep up (``consolidation``); the rest of the plan sees the fleet
 after those moves. Scale down by the rules of ``scale_down`` (never a lab cut short).
 """
@@ -17,6 +18,7 @@ from datetime import datetime
 from domain.scaling.actions import ScalingAction
 from domain.scaling.consolidation import consolidate
 from domain.scaling.demand import split_queued
+from domain.scaling.hedging import merge_launches, plan_hedges
 from domain.scaling.inputs import DemandItem, FleetWorker, ScalingSettings, TemplateOffer
 from domain.scaling.plan import ScalingPlan
 from domain.scaling.policies.common import assemble
@@ -37,7 +39,8 @@ def plan_default(
         consolidation = consolidate(now, fleet, templates, demand, settings)
         moves, fleet = list(consolidation.moves), consolidation.fleet
     up = plan_scale_up(now, fleet, templates, queued, settings, defer=True)
-    down = plan_scale_down(now, fleet, templates, settings, relied_on=up.relied_on)
+    hedges = plan_hedges(now, fleet, templates, demand, settings, capacity=up.capacity, relied_on=up.relied_on)
+    down = plan_scale_down(now, fleet, templates, settings, relied_on={**up.relied_on, **hedges.keep})
     return assemble(
         now=now,
         policy="default",
@@ -45,7 +48,7 @@ def plan_default(
         templates=templates,
         demand=demand,
         settings=settings,
-        actions=moves + up.actions + down,
+        actions=moves + merge_launches(up.actions, hedges.actions) + down,
         deferred=up.deferred,
         unplaceable=up.unplaceable,
         late_minutes=up.late_minutes,

@@ -192,7 +192,12 @@ def test_planning_again_with_the_new_workers_launches_nothing(case) -> None:
     after = apply_scale_up(first, fleet, templates)
     second = plan(NOW, after, templates, demand, config)
     assert second.launches == [] and second.restarts == [] and not second.of_type(CancelDrain), second.to_dict()
-    assert sum(d.count for d in second.deferred) == sum(d.count for d in first.deferred)
+    if any(a.reason.startswith("hedge") or "; hedge" in a.reason for a in first.launches + first.restarts):
+        # a hedge is an empty worker already paid for: the next plan may pack queued work
+        # onto it that the first one deferred to a later launch, never the other way round
+        assert sum(d.count for d in second.deferred) <= sum(d.count for d in first.deferred)
+    else:
+        assert sum(d.count for d in second.deferred) == sum(d.count for d in first.deferred)
 
 
 @PROPERTY_SETTINGS

@@ -46,6 +46,14 @@ ROWS = [
         [worker("w1", "PROVISIONING", ready_at=at(48))],
         [booking("a", 60)],
         kinds=["NoAction"],
+        settings=ScalingSettings(hedge_boots=False),
+    ),
+    Row(
+        "... and hedged: 12 min from its ready time to the start is less than one replacement launch",
+        30,
+        [worker("w1", "PROVISIONING", ready_at=at(48))],
+        [booking("a", 60)],
+        launched={"personal-standard": 1},
     ),
     Row(
         "a provisioning worker later than a new launch could be is not relied on",
