@@ -72,6 +72,7 @@ class Hedges:
     """The hedging part of a plan: actions to add, and spares the scale-down must keep."""
 
     actions: list[ScalingAction] = field(default_factory=list)
+    capacity: list[PlannedCapacity] = field(default_factory=list)  # the hedges, for the capacity plan
     keep: dict[str, None] = field(default_factory=dict)  # spare worker id -> None (relied on now)
     at_risk: list[Boot] = field(default_factory=list)
 
@@ -108,8 +109,14 @@ def plan_hedges(
                        spare_stopped.get(template_name, []))
         if hedge is not None:
             result.actions.append(hedge)
+            template = by_name[template_name]
             if isinstance(hedge, RestartWorker):
                 result.keep[hedge.worker_id] = None
+                result.capacity.append(PlannedCapacity(f"hedge:{hedge.worker_id}", "restart", template_name,
+                                                       hedge.worker_id, now, now + template.restart, ()))
+            else:
+                result.capacity.append(PlannedCapacity(f"hedge:{template_name}", "launch", template_name, None,
+                                                       now, now + template.startup, ()))
     return result
 
 

@@ -14,6 +14,7 @@ from domain.context import CommandContext
 from domain.errors import ConcurrencyConflict, DomainError
 from domain.instance import InstanceState, LabletInstance
 from domain.placement import PlacementRequest
+from domain.placement.slot_start_fallback import ready_by_slot_start
 from processors.scheduler.candidates import worker_candidate
 from processors.scheduler.records import failure_summary
 from processors.scheduler.report import PassReport
@@ -89,7 +90,11 @@ class QueuePlacement(_Scheduler):
             worker = view.workers.get(worker_id)
             if worker is None or worker.state in GONE_WORKER_STATES:
                 return False
-            return self.pipeline.decide(request, [worker_candidate(worker)]).placed
+            candidate = [worker_candidate(worker)]
+            if self.pipeline.decide(request, candidate).placed:
+                return True
+            relaxed = ready_by_slot_start(request)  # _decide tries it too (slot_start_fallback)
+            return relaxed is not None and self.pipeline.decide(relaxed, candidate).placed
 
         return view.retries.may_fit(instance_id, self.request_for(instance, now), takes)
 

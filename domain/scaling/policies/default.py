@@ -53,7 +53,7 @@ def plan_default(
         unplaceable=up.unplaceable,
         late_minutes=up.late_minutes,
         per_template=up.per_template,
-        capacity_plan=up.capacity,
+        capacity_plan=[*up.capacity, *hedges.capacity],
         idle_reason=_why_nothing(up.deferred, queued),
     )
 

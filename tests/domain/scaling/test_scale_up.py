@@ -49,10 +49,10 @@ ROWS = [
         settings=ScalingSettings(hedge_boots=False),
     ),
     Row(
-        "... and hedged: 12 min from its ready time to the start is less than one replacement launch",
+        "once it holds the booking it is hedged: 12 min from its ready time to the start < one launch",
         30,
-        [worker("w1", "PROVISIONING", ready_at=at(48))],
-        [booking("a", 60)],
+        [worker("w1", "PROVISIONING", ready_at=at(48), holds=[booking("a", 60, queued=False)])],
+        [booking("a", 60, queued=False)],
         launched={"personal-standard": 1},
     ),
     Row(
