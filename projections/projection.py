@@ -45,7 +45,8 @@ class Projection(ABC):
     version: ClassVar[int] = 1
     tables: ClassVar[tuple[Table, ...]] = ()
     handled_events: ClassVar[tuple[type, ...] | None] = None
-    # Relative cost of a rebuild (projections/parallel.py balances processes by it).
+    # Relative cost of a rebuild (projections/parallel.py balances processes by it): the
+    # read models set theirs from `scripts/bench projections --each` (CPU beyond decoding).
     rebuild_weight: ClassVar[float] = 1.0
 
     @abstractmethod

@@ -32,6 +32,7 @@ PREFIX_SCAN_PAGE = 500
 class DefinitionsProjection(Projection):
     name = "definitions"
     version = 1
+    rebuild_weight = 0.8
     tables = (DEFINITIONS, DEFINITION_VERSIONS)
     handled_events = (LabletDefinition.DefinitionRegistered, LabletDefinition.DefinitionVersionPublished,
                       LabletDefinition.DefinitionDeprecated)

@@ -49,7 +49,7 @@ def _hold_key(worker_id: str, instance_id: str) -> str:
 class FleetCostProjection(Projection):
     name = "fleet_cost"
     version = 2
-    rebuild_weight = 1.5
+    rebuild_weight = 0.6
     tables = (FLEET_COST, FLEET_COST_HOLDS)
     handled_events = (Worker.Event,)
 

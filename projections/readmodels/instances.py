@@ -117,7 +117,7 @@ def instance_document(instance: LabletInstance, *, requested_by: str) -> Documen
 class InstancesProjection(Projection):
     name = "instances"
     version = 3  # 3: reservation_id indexed
-    rebuild_weight = 3.0
+    rebuild_weight = 1.3
     tables = (INSTANCES,)
     handled_events = (LabletInstance.Event,)
 

@@ -24,6 +24,7 @@ _FIELDS = ("policy", "reason", "actions", "deferred", "unplaceable", "next_decis
 class ScalingDecisionsProjection(Projection):
     name = "scaling_decisions"
     version = 1
+    rebuild_weight = 0.7
     tables = (SCALING_DECISIONS,)
     handled_events = (ScalingDecision.Event,)
 

@@ -33,7 +33,7 @@ def decision_key(instance_id: str, version: int) -> str:
 class SchedulingProjection(Projection):
     name = "scheduling"
     version = 1
-    rebuild_weight = 2.0
+    rebuild_weight = 1.0
     tables = (DECISIONS, SCHEDULING)
     handled_events = (LabletInstance.Event,)
 

@@ -31,6 +31,7 @@ Sub = WebhookSubscription
 class SubscriptionsProjection(Projection):
     name = "subscriptions"
     version = 2  # 2: allowed_rate, rotated_at, overlap_until
+    rebuild_weight = 0.85
     tables = (SUBSCRIPTIONS,)
     handled_events = (Sub.Event,)
 
@@ -89,6 +90,7 @@ def session_id_of(session: Mapping[str, Any] | None) -> str | None:
 class CloudEventSessionsProjection(Projection):
     name = "cloudevent_sessions"
     version = 1
+    rebuild_weight = 0.5
     tables = (SESSIONS,)
     handled_events = (LabletInstance.InstanceReady, LabletInstance.GradingStarted)
 

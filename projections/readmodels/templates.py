@@ -15,6 +15,7 @@ TEMPLATES = Table("worker_templates", {"removed": bool, "license_type": str, "re
 class WorkerTemplatesProjection(Projection):
     name = "worker_templates"
     version = 1
+    rebuild_weight = 0.6
     tables = (TEMPLATES,)
     handled_events = (WorkerTemplate.Event,)
 

@@ -52,7 +52,7 @@ def related_instances(stored: StoredEvent, data: Mapping[str, Any]) -> Iterator[
 class InstanceTimelineProjection(Projection):
     name = "instance_timeline"
     version = 1
-    rebuild_weight = 3.0
+    rebuild_weight = 2.2
     tables = (TIMELINE,)
 
     def handle(self, stored: StoredEvent, tx: ReadModelTx) -> None:

@@ -56,7 +56,7 @@ def timeline_key(worker_id: str, version: int) -> str:
 class WorkersProjection(Projection):
     name = "workers"
     version = 1
-    rebuild_weight = 2.0
+    rebuild_weight = 0.4
     tables = (WORKERS, WORKER_EVENTS)
     handled_events = (Worker.Event,)
 
