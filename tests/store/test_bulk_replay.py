@@ -47,6 +47,8 @@ def test_someone_elses_freeze_is_left_alone() -> None:
         frozen = gc.get_freeze_count()
         with replaying_whole_models(MemoryReadModelStore()) as before_batch:
             before_batch()
-        assert gc.get_freeze_count() == frozen
+        # Neither unfrozen (0) nor frozen more; frozen objects that die meanwhile (other
+        # threads of the suite drop theirs) leave the count, so it may fall a little.
+        assert 0.9 * frozen <= gc.get_freeze_count() <= frozen
     finally:
         gc.unfreeze()
