@@ -134,6 +134,41 @@ class _FieldPeak:
     at: datetime
 
 
+def sweep_peaks(points: list[tuple[datetime, float, float, float, int]], since: datetime,
+                ) -> tuple[tuple[float, datetime], tuple[float, datetime], tuple[float, datetime], tuple[int, datetime]]:
+    """Highest running total per field (cpu, memory, storage, nodes) of ``(at, d_cpu, d_mem,
+    d_sto, d_nodes)`` change points, and when each is first reached (``since`` if never
+    above zero). Every change at one instant is applied before measuring: an end and a start
+    at the same instant are back-to-back, not overlapping."""
+    points.sort(key=itemgetter(0))
+    # Unrolled per field: this loop is the hot path of every placement check.
+    cpu = mem = sto = 0.0
+    nodes = 0
+    best_cpu = best_mem = best_sto = 0.0
+    best_nodes = 0
+    at_cpu = at_mem = at_sto = at_nodes = since
+    count = len(points)
+    i = 0
+    while i < count:
+        t = points[i][0]
+        while i < count and points[i][0] == t:
+            _, d_cpu, d_mem, d_sto, d_nodes = points[i]
+            cpu += d_cpu
+            mem += d_mem
+            sto += d_sto
+            nodes += d_nodes
+            i += 1
+        if cpu > best_cpu + TOLERANCE:
+            best_cpu, at_cpu = cpu, t
+        if mem > best_mem + TOLERANCE:
+            best_mem, at_mem = mem, t
+        if sto > best_sto + TOLERANCE:
+            best_sto, at_sto = sto, t
+        if nodes > best_nodes:
+            best_nodes, at_nodes = nodes, t
+    return (best_cpu, at_cpu), (best_mem, at_mem), (best_sto, at_sto), (best_nodes, at_nodes)
+
+
 class ReservationLedger:
     """The reservations of one worker, with capacity, node limit and port range.
 
@@ -410,35 +445,8 @@ class ReservationLedger:
             append((start, res.cpu_cores, res.memory_gb, res.storage_gb, r.nodes))
             if r.hold_end < hold_end:
                 append((r.hold_end, -res.cpu_cores, -res.memory_gb, -res.storage_gb, -r.nodes))
-        points.sort(key=itemgetter(0))
-
-        # Unrolled per field: this loop is the hot path of every placement check.
-        cpu = mem = sto = 0.0
-        nodes = 0
-        best_cpu = best_mem = best_sto = 0.0
-        best_nodes = 0
-        at_cpu = at_mem = at_sto = at_nodes = hold_start
-        count = len(points)
-        i = 0
-        while i < count:
-            t = points[i][0]
-            # Apply every change at instant t before measuring: an end and a start
-            # at the same instant are back-to-back, not overlapping.
-            while i < count and points[i][0] == t:
-                _, d_cpu, d_mem, d_sto, d_nodes = points[i]
-                cpu += d_cpu
-                mem += d_mem
-                sto += d_sto
-                nodes += d_nodes
-                i += 1
-            if cpu > best_cpu + TOLERANCE:
-                best_cpu, at_cpu = cpu, t
-            if mem > best_mem + TOLERANCE:
-                best_mem, at_mem = mem, t
-            if sto > best_sto + TOLERANCE:
-                best_sto, at_sto = sto, t
-            if nodes > best_nodes:
-                best_nodes, at_nodes = nodes, t
+        (best_cpu, at_cpu), (best_mem, at_mem), (best_sto, at_sto), (best_nodes, at_nodes) = \
+            sweep_peaks(points, hold_start)
         return {
             "cpu_cores": _FieldPeak(best_cpu, at_cpu),
             "memory_gb": _FieldPeak(best_mem, at_mem),

@@ -5,10 +5,10 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from operator import itemgetter
 from typing import Any
 
-from domain.resources import TOLERANCE, ZERO, Resources
+from domain.ledger import sweep_peaks
+from domain.resources import ZERO, Resources
 from domain.scaling.inputs import DemandItem, FleetWorker, ScalingSettings
 
 
@@ -28,7 +28,7 @@ def split_queued(
 def demand_peak(items: Sequence[DemandItem]) -> tuple[Resources, int]:
     """Highest simultaneous need of these items (per field), over their own windows.
 
-    The sweep of ``ReservationLedger.peak`` over the items' span, without building a ledger
+    The ledger's own sweep (``sweep_peaks``) over the items' span, without building a ledger
     (this runs in every plan): the same points in the same order (by hold start, then
     instance id), so the same sums (tests/domain/scaling/test_demand_peak.py)."""
     if not items:
@@ -40,29 +40,7 @@ def demand_peak(items: Sequence[DemandItem]) -> tuple[Resources, int]:
         points.append((item.hold_start, r.cpu_cores, r.memory_gb, r.storage_gb, item.node_count))
         if item.hold_end < end:
             points.append((item.hold_end, -r.cpu_cores, -r.memory_gb, -r.storage_gb, -item.node_count))
-    points.sort(key=itemgetter(0))
-    cpu = mem = sto = 0.0
-    nodes = 0
-    best_cpu = best_mem = best_sto = 0.0
-    best_nodes = 0
-    count, i = len(points), 0
-    while i < count:
-        t = points[i][0]
-        while i < count and points[i][0] == t:  # an end and a start at one instant do not overlap
-            _, d_cpu, d_mem, d_sto, d_nodes = points[i]
-            cpu += d_cpu
-            mem += d_mem
-            sto += d_sto
-            nodes += d_nodes
-            i += 1
-        if cpu > best_cpu + TOLERANCE:
-            best_cpu = cpu
-        if mem > best_mem + TOLERANCE:
-            best_mem = mem
-        if sto > best_sto + TOLERANCE:
-            best_sto = sto
-        if nodes > best_nodes:
-            best_nodes = nodes
+    (best_cpu, _), (best_mem, _), (best_sto, _), (best_nodes, _) = sweep_peaks(points, items[0].hold_start)
     return Resources(best_cpu, best_mem, best_sto), int(round(best_nodes))
 
 
